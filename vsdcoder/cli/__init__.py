@@ -1,0 +1,1 @@
+"""The ``vsdcoder`` command line: one module per command group, over the library API."""

@@ -1,0 +1,1 @@
+"""Codebooks: the YAML language, loading with positions, checks, compilation and REFI-QDA."""

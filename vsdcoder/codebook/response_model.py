@@ -1,0 +1,191 @@
+"""Build the pydantic response model a codebook asks the model to fill.
+
+- ``single``/``ordinal`` -> ``Literal[code names]`` (ordinal keeps the codebook order),
+  nullable when not required, gated or behind a relevance gate;
+- ``multi`` -> ``list[Literal[...]]`` with unique items;
+- ``text`` -> ``str``;
+- a dimension with "Other (term)" codes gets a ``<name>_specify`` text field;
+- ``unit: document`` -> one object (``relevant`` first when there is a relevance gate, then
+  ``quote``/``rationale`` as configured, then the dimensions);
+- ``unit: segment`` -> ``{"records": [Record, ...]}``, each record with a verbatim ``quote``.
+
+Codebook rules that a JSON schema cannot express (gates, required answers, ``none`` alone,
+``max_codes``, specify text, quote length and verbatim presence) are checked by validators on
+the model, so a failed answer yields codebook-aware messages for the re-ask. The source text
+is passed as validation context: ``Model.model_validate(data, context={"text": text})``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    create_model,
+    model_validator,
+)
+
+from vsdcoder.codebook.answers import check_codes, check_dimension_value, check_quote
+from vsdcoder.codebook.model import SPECIFY_SUFFIX, Codebook, Dimension
+
+
+class AnswerBase(BaseModel):
+    """Base of generated answer models: unknown keys are rejected."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def _class_name(name: str, suffix: str) -> str:
+    parts = [p for p in re.split(r"[^A-Za-z0-9]+", name) if p]
+    base = "".join(p[:1].upper() + p[1:] for p in parts) or "Codebook"
+    if base[0].isdigit():
+        base = "C" + base
+    return base + suffix
+
+
+def _describe(dim: Dimension) -> str:
+    text = dim.question or dim.description or dim.label or dim.name
+    if dim.type == "ordinal":
+        text += " (ordered scale: " + " < ".join(dim.codable_names()) + ")"
+    if dim.when:
+        text += (f" Only answered when {dim.when.dimension} is one of "
+                 f"{', '.join(dim.when.codes)}; otherwise null.")
+    return text
+
+
+def _may_be_empty(codebook: Codebook, dim: Dimension) -> bool:
+    return (not dim.required) or dim.when is not None or (
+        codebook.unit == "document" and codebook.relevance is not None
+    )
+
+
+def _dimension_fields(codebook: Codebook) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for dim in codebook.dimensions:
+        check = BeforeValidator(lambda v, _d=dim: check_dimension_value(_d, v))
+        desc = _describe(dim)
+        nullable = _may_be_empty(codebook, dim)
+        if dim.type == "text":
+            typ: Any = str
+        else:
+            typ = Literal[tuple(dim.codable_names())]  # type: ignore[misc]
+        if dim.type == "multi":
+            lim = {"max_length": dim.max_codes} if dim.max_codes else {}
+            field_type: Any = Annotated[list[typ], check]
+            fields[dim.name] = (field_type, Field(description=desc, json_schema_extra={"uniqueItems": True}, **lim))
+        elif nullable:
+            fields[dim.name] = (Annotated[Optional[typ], check], Field(description=desc))  # noqa: UP045
+        else:
+            fields[dim.name] = (Annotated[typ, check], Field(description=desc))
+        spec = dim.specify_names()
+        if spec:
+            fields[dim.name + SPECIFY_SUFFIX] = (
+                Optional[str],  # noqa: UP045
+                Field(description=f"A short term naming the code when {dim.name} is "
+                                  f"{' or '.join(spec)}; otherwise null."),
+            )
+    return fields
+
+
+def build_response_model(codebook: Codebook) -> type[BaseModel]:
+    """Create the answer model for ``codebook`` (see module docs for the shape)."""
+    if codebook.unit == "segment":
+        return _segment_model(codebook)
+    return _document_model(codebook)
+
+
+def _document_model(codebook: Codebook) -> type[BaseModel]:
+    fields: dict[str, Any] = {}
+    gated = codebook.relevance is not None
+    if gated:
+        fields["relevant"] = (bool, Field(
+            description="true if the text meets the inclusion criteria and none of the "
+                        "exclusion criteria; if false, every code is null or empty"))
+    ev = codebook.evidence
+    if ev.quote:
+        fields["quote"] = (Optional[str], Field(  # noqa: UP045
+            description=_quote_desc(ev.quote_min_words) + " that supports the codes"
+                        + ("; null only when the text is not relevant" if gated else "")))
+    if ev.rationale:
+        fields["rationale"] = (Optional[str], Field(  # noqa: UP045
+            description="One sentence explaining the codes"))
+    fields.update(_dimension_fields(codebook))
+
+    def _validate(self: BaseModel, info: ValidationInfo) -> BaseModel:
+        values = self.__dict__
+        text = (info.context or {}).get("text") if info else None
+        if gated and not values["relevant"]:
+            given = [d.name for d in codebook.dimensions if values.get(d.name) not in (None, [], "")]
+            if given:
+                raise ValueError(
+                    "the text is marked not relevant, so it gets no codes: set "
+                    + ", ".join(f"'{g}'" for g in given) + " to null (or empty), or set "
+                    "'relevant' to true if it meets the inclusion criteria"
+                )
+            return self
+        errors = check_codes(codebook, values)
+        if ev.quote:
+            errors += check_quote(codebook, values.get("quote"), text)
+        if errors:
+            raise ValueError(_join(errors))
+        return self
+
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        _class_name(codebook.name, "Answer"),
+        __base__=AnswerBase,
+        __doc__=codebook.title or codebook.name,
+        __validators__={"codebook_rules": model_validator(mode="after")(_validate)},
+        **fields,
+    )
+
+
+def _segment_model(codebook: Codebook) -> type[BaseModel]:
+    assert codebook.segment is not None
+    rules = codebook.segment
+    fields: dict[str, Any] = {
+        "quote": (str, Field(description=_quote_desc(rules.quote_min_words)
+                             + "; it alone must justify every field of this record")),
+    }
+    if codebook.evidence.rationale:
+        fields["rationale"] = (Optional[str], Field(description="One sentence explaining the codes"))  # noqa: UP045
+    fields.update(_dimension_fields(codebook))
+
+    def _validate_record(self: BaseModel, info: ValidationInfo) -> BaseModel:
+        values = self.__dict__
+        text = (info.context or {}).get("text") if info else None
+        errors = check_codes(codebook, values) + check_quote(codebook, values.get("quote"), text)
+        if errors:
+            raise ValueError(_join(errors))
+        return self
+
+    record = create_model(  # type: ignore[call-overload]
+        _class_name(codebook.name, "Record"),
+        __base__=AnswerBase,
+        __doc__=f"One {rules.record_label}: a verbatim quote and its codes.",
+        __validators__={"codebook_rules": model_validator(mode="after")(_validate_record)},
+        **fields,
+    )
+    lim = {"max_length": rules.max_records} if rules.max_records else {}
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        _class_name(codebook.name, "Answer"),
+        __base__=AnswerBase,
+        __doc__=codebook.title or codebook.name,
+        records=(list[record], Field(  # type: ignore[valid-type]
+            description=f"One entry per distinct {rules.record_label}; an empty list when the "
+                        "text is not relevant", **lim)),
+    )
+
+
+def _quote_desc(n: int) -> str:
+    return f"A passage of at least {n} word{'s' if n != 1 else ''} copied verbatim from the text"
+
+
+def _join(errors: list[str]) -> str:
+    if len(errors) == 1:
+        return errors[0]
+    return " | ".join(f"({i}) {e}" for i, e in enumerate(errors, 1))

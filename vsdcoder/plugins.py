@@ -1,0 +1,191 @@
+"""Load plugins (built-ins first, then the ``vsdcoder`` entry points) and collect what they register.
+
+``VSDCODER_LOAD_PLUGINS`` limits which entry points load: a comma-separated list of names, or an
+empty string for none. Built-in plugins always load.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pluggy
+
+from vsdcoder import hookspecs
+from vsdcoder.errors import UsageError
+
+#: Built-in plugin modules, registered through the same hooks as third-party plugins.
+DEFAULT_PLUGINS = (
+    "vsdcoder.builtins.templates",
+    "vsdcoder.builtins.codebooks",
+    "vsdcoder.builtins.exporters",
+)
+ENTRY_POINT_GROUP = "vsdcoder"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Something a plugin registered: its name, the object, and which plugin it came from."""
+
+    name: str
+    obj: Any
+    plugin: str
+    path: Path | None = None
+
+
+@dataclass
+class Registry:
+    """Everything registered by the loaded plugins, by kind."""
+
+    codebooks: dict[str, Entry] = field(default_factory=dict)
+    template_dirs: list[Path] = field(default_factory=list)
+    coders: dict[str, Entry] = field(default_factory=dict)
+    redactors: dict[str, Entry] = field(default_factory=dict)
+    metrics: dict[str, Entry] = field(default_factory=dict)
+    exporters: dict[str, Entry] = field(default_factory=dict)
+    load_errors: list[str] = field(default_factory=list)
+
+
+_pm: pluggy.PluginManager | None = None
+_registry: Registry | None = None
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    """The process-wide plugin manager, created and loaded on first use."""
+    global _pm
+    if _pm is None:
+        pm = pluggy.PluginManager("vsdcoder")
+        pm.add_hookspecs(hookspecs)
+        for mod in DEFAULT_PLUGINS:
+            pm.register(importlib.import_module(mod), name=mod)
+        _load_entry_points(pm)
+        _pm = pm
+    return _pm
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> None:
+    from importlib.metadata import entry_points
+
+    allow = os.environ.get("VSDCODER_LOAD_PLUGINS")
+    wanted = None if allow is None else {n.strip() for n in allow.split(",") if n.strip()}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if wanted is not None and ep.name not in wanted:
+            continue
+        if pm.get_plugin(ep.name) is not None:
+            continue
+        try:
+            plugin = ep.load()
+        except Exception as exc:  # a broken third-party plugin must not break the CLI
+            _errors.append(f"plugin '{ep.name}' ({ep.value}) failed to load: "
+                           f"{type(exc).__name__}: {exc}")
+            continue
+        pm.register(plugin, name=ep.name)
+        dist = getattr(ep, "dist", None)
+        if dist is not None:
+            _dists[ep.name] = (dist.metadata["Name"], dist.version)
+
+
+_errors: list[str] = []
+_dists: dict[str, tuple[str, str]] = {}
+
+
+def _plugin_name(pm: pluggy.PluginManager, impl: Any) -> str:
+    return pm.get_name(impl.plugin) or repr(impl.plugin)
+
+
+def _collect(pm: pluggy.PluginManager, hook_name: str, store: dict[str, Entry], kind: str,
+             with_path: bool = False) -> None:
+    hook = getattr(pm.hook, hook_name)
+    for impl in hook.get_hookimpls():
+        plugin = _plugin_name(pm, impl)
+
+        def register(name: str, obj: Any = None, *, _plugin: str = plugin) -> None:
+            if name in store:
+                raise UsageError(f"{kind} '{name}' is registered by both '{store[name].plugin}' "
+                                 f"and '{_plugin}'; uninstall or rename one")
+            store[name] = Entry(name, obj, _plugin)
+
+        impl.function(register=register)
+
+
+def _collect_codebooks(pm: pluggy.PluginManager, reg: Registry) -> None:
+    for impl in pm.hook.register_codebooks.get_hookimpls():
+        plugin = _plugin_name(pm, impl)
+
+        def register(path: str | Path, name: str | None = None, *, _plugin: str = plugin) -> None:
+            p = Path(path)
+            cb_name = name or _codebook_name(p)
+            if cb_name in reg.codebooks:
+                raise UsageError(f"codebook '{cb_name}' is registered by both "
+                                 f"'{reg.codebooks[cb_name].plugin}' and '{_plugin}'")
+            reg.codebooks[cb_name] = Entry(cb_name, None, _plugin, p)
+
+        impl.function(register=register)
+
+
+def _codebook_name(path: Path) -> str:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("name"), str):
+        return data["name"]
+    return path.stem
+
+
+def get_registry() -> Registry:
+    """Everything the loaded plugins registered (collected once per process)."""
+    global _registry
+    if _registry is None:
+        pm = get_plugin_manager()
+        reg = Registry()
+        _collect_codebooks(pm, reg)
+        for impl in pm.hook.register_template_dirs.get_hookimpls():
+            impl.function(register=lambda p: reg.template_dirs.append(Path(p)))
+        _collect(pm, "register_coders", reg.coders, "coder")
+        _collect(pm, "register_redactors", reg.redactors, "redactor")
+        _collect(pm, "register_metrics", reg.metrics, "metric")
+        _collect(pm, "register_exporters", reg.exporters, "exporter")
+        reg.load_errors = list(_errors)
+        _registry = reg
+    return _registry
+
+
+def reset() -> None:
+    """Forget loaded plugins (tests use this after changing the environment)."""
+    global _pm, _registry
+    _pm = None
+    _registry = None
+    _errors.clear()
+    _dists.clear()
+
+
+def list_plugins() -> list[dict[str, Any]]:
+    """Each loaded plugin with its distribution, version and the hooks it implements."""
+    pm = get_plugin_manager()
+    out = []
+    for plugin in pm.get_plugins():
+        name = pm.get_name(plugin) or repr(plugin)
+        hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
+        dist, version = _dists.get(name, ("vsdcoder (built-in)", _own_version()))
+        out.append({"name": name, "distribution": dist, "version": version, "hooks": hooks})
+    return sorted(out, key=lambda p: (p["distribution"] != "vsdcoder (built-in)", p["name"]))
+
+
+def _own_version() -> str:
+    from vsdcoder import __version__
+
+    return __version__
+
+
+def call_register_commands(cli: Any) -> None:
+    """Let every plugin add CLI commands."""
+    get_plugin_manager().hook.register_commands(cli=cli)
+
+
+Factory = Callable[..., Any]
