@@ -23,6 +23,8 @@ _LAZY = {
     "answer_errors": "vsdcoder.codebook.compile",
     "find_quote": "vsdcoder.evidence",
     "UsageError": "vsdcoder.errors",
+    "code": "vsdcoder.coding.api",
+    "RunSummary": "vsdcoder.coding.runner",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -1,16 +1,20 @@
-"""Load plugins (built-ins first, then the ``vsdcoder`` entry points) and collect what they register.
+"""Load plugins (built-ins first, then ``vsdcoder`` entry points) and collect what they register.
 
 ``VSDCODER_LOAD_PLUGINS`` limits which entry points load: a comma-separated list of names, or an
 empty string for none. Built-in plugins always load.
+
+A plugin that fails to import, or whose hook raises, is skipped and reported (``vsdcoder
+plugins`` prints a warning); two plugins registering the same name is a :class:`UsageError`.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pluggy
 
@@ -24,6 +28,7 @@ DEFAULT_PLUGINS = (
     "vsdcoder.builtins.exporters",
 )
 ENTRY_POINT_GROUP = "vsdcoder"
+BUILTIN_DISTRIBUTION = "vsdcoder (built-in)"
 
 
 @dataclass(frozen=True)
@@ -47,10 +52,25 @@ class Registry:
     metrics: dict[str, Entry] = field(default_factory=dict)
     exporters: dict[str, Entry] = field(default_factory=dict)
     load_errors: list[str] = field(default_factory=list)
+    #: Which plugin registered each template folder (``name`` is the folder path).
+    template_sources: list[Entry] = field(default_factory=list)
+
+    def templates_of(self, plugin: str) -> list[str]:
+        """Names of the templates (``NAME.vN``) in the folders ``plugin`` registered."""
+        names = set()
+        for src in self.template_sources:
+            if src.plugin == plugin and src.path is not None and src.path.is_dir():
+                names |= {p.name.removesuffix(".system.jinja")
+                          for p in src.path.glob("*.system.jinja")}
+        return sorted(names)
 
 
 _pm: pluggy.PluginManager | None = None
 _registry: Registry | None = None
+#: Problems met while loading plugins (a failed import, a hook that raised).
+_errors: list[str] = []
+#: Entry-point plugin name -> (distribution name, version).
+_dists: dict[str, tuple[str, str]] = {}
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
@@ -67,37 +87,44 @@ def get_plugin_manager() -> pluggy.PluginManager:
 
 
 def _load_entry_points(pm: pluggy.PluginManager) -> None:
-    from importlib.metadata import entry_points
-
     allow = os.environ.get("VSDCODER_LOAD_PLUGINS")
     wanted = None if allow is None else {n.strip() for n in allow.split(",") if n.strip()}
+    if wanted is not None and not wanted:
+        return  # VSDCODER_LOAD_PLUGINS="": no third-party plugins, and no scan of installed dists
+    from importlib.metadata import entry_points
+
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if wanted is not None and ep.name not in wanted:
             continue
-        if pm.get_plugin(ep.name) is not None:
+        if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
             continue
         try:
             plugin = ep.load()
+            pm.register(plugin, name=ep.name)
         except Exception as exc:  # a broken third-party plugin must not break the CLI
             _errors.append(f"plugin '{ep.name}' ({ep.value}) failed to load: "
                            f"{type(exc).__name__}: {exc}")
             continue
-        pm.register(plugin, name=ep.name)
         dist = getattr(ep, "dist", None)
         if dist is not None:
             _dists[ep.name] = (dist.metadata["Name"], dist.version)
-
-
-_errors: list[str] = []
-_dists: dict[str, tuple[str, str]] = {}
 
 
 def _plugin_name(pm: pluggy.PluginManager, impl: Any) -> str:
     return pm.get_name(impl.plugin) or repr(impl.plugin)
 
 
-def _collect(pm: pluggy.PluginManager, hook_name: str, store: dict[str, Entry], kind: str,
-             with_path: bool = False) -> None:
+def _call(impl: Any, plugin: str, hook_name: str, **kwargs: Any) -> None:
+    """Call one plugin's hook; collisions propagate, anything else is recorded as a load error."""
+    try:
+        impl.function(**kwargs)
+    except UsageError:
+        raise
+    except Exception as exc:
+        _errors.append(f"plugin '{plugin}' failed in {hook_name}: {type(exc).__name__}: {exc}")
+
+
+def _collect(pm: pluggy.PluginManager, hook_name: str, store: dict[str, Entry], kind: str) -> None:
     hook = getattr(pm.hook, hook_name)
     for impl in hook.get_hookimpls():
         plugin = _plugin_name(pm, impl)
@@ -108,7 +135,7 @@ def _collect(pm: pluggy.PluginManager, hook_name: str, store: dict[str, Entry], 
                                  f"and '{_plugin}'; uninstall or rename one")
             store[name] = Entry(name, obj, _plugin)
 
-        impl.function(register=register)
+        _call(impl, plugin, hook_name, register=register)
 
 
 def _collect_codebooks(pm: pluggy.PluginManager, reg: Registry) -> None:
@@ -119,11 +146,25 @@ def _collect_codebooks(pm: pluggy.PluginManager, reg: Registry) -> None:
             p = Path(path)
             cb_name = name or _codebook_name(p)
             if cb_name in reg.codebooks:
-                raise UsageError(f"codebook '{cb_name}' is registered by both "
-                                 f"'{reg.codebooks[cb_name].plugin}' and '{_plugin}'")
+                other = reg.codebooks[cb_name]
+                raise UsageError(f"codebook '{cb_name}' is registered by both '{other.plugin}' "
+                                 f"({other.path}) and '{_plugin}' ({p}); uninstall one of the "
+                                 "plugins or rename one codebook")
             reg.codebooks[cb_name] = Entry(cb_name, None, _plugin, p)
 
-        impl.function(register=register)
+        _call(impl, plugin, "register_codebooks", register=register)
+
+
+def _collect_template_dirs(pm: pluggy.PluginManager, reg: Registry) -> None:
+    for impl in pm.hook.register_template_dirs.get_hookimpls():
+        plugin = _plugin_name(pm, impl)
+
+        def register(path: str | Path, *, _plugin: str = plugin) -> None:
+            p = Path(path)
+            reg.template_dirs.append(p)
+            reg.template_sources.append(Entry(str(p), None, _plugin, p))
+
+        _call(impl, plugin, "register_template_dirs", register=register)
 
 
 def _codebook_name(path: Path) -> str:
@@ -139,19 +180,22 @@ def _codebook_name(path: Path) -> str:
 
 
 def get_registry() -> Registry:
-    """Everything the loaded plugins registered (collected once per process)."""
+    """Everything the loaded plugins registered (collected once per process).
+
+    Raises:
+        UsageError: two plugins registered the same name.
+    """
     global _registry
     if _registry is None:
         pm = get_plugin_manager()
         reg = Registry()
         _collect_codebooks(pm, reg)
-        for impl in pm.hook.register_template_dirs.get_hookimpls():
-            impl.function(register=lambda p: reg.template_dirs.append(Path(p)))
+        _collect_template_dirs(pm, reg)
         _collect(pm, "register_coders", reg.coders, "coder")
         _collect(pm, "register_redactors", reg.redactors, "redactor")
         _collect(pm, "register_metrics", reg.metrics, "metric")
         _collect(pm, "register_exporters", reg.exporters, "exporter")
-        reg.load_errors = list(_errors)
+        reg.load_errors = list(dict.fromkeys(_errors))
         _registry = reg
     return _registry
 
@@ -165,6 +209,11 @@ def reset() -> None:
     _dists.clear()
 
 
+def load_errors() -> list[str]:
+    """Problems met so far while loading plugins or calling their hooks."""
+    return list(dict.fromkeys(_errors))
+
+
 def list_plugins() -> list[dict[str, Any]]:
     """Each loaded plugin with its distribution, version and the hooks it implements."""
     pm = get_plugin_manager()
@@ -172,9 +221,14 @@ def list_plugins() -> list[dict[str, Any]]:
     for plugin in pm.get_plugins():
         name = pm.get_name(plugin) or repr(plugin)
         hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
-        dist, version = _dists.get(name, ("vsdcoder (built-in)", _own_version()))
+        if name in _dists:
+            dist, version = _dists[name]
+        elif name in DEFAULT_PLUGINS:
+            dist, version = BUILTIN_DISTRIBUTION, _own_version()
+        else:  # registered in process with pm.register(), not through an entry point
+            dist, version = "(unknown)", "?"
         out.append({"name": name, "distribution": dist, "version": version, "hooks": hooks})
-    return sorted(out, key=lambda p: (p["distribution"] != "vsdcoder (built-in)", p["name"]))
+    return sorted(out, key=lambda p: (p["distribution"] != BUILTIN_DISTRIBUTION, p["name"]))
 
 
 def _own_version() -> str:
@@ -184,8 +238,10 @@ def _own_version() -> str:
 
 
 def call_register_commands(cli: Any) -> None:
-    """Let every plugin add CLI commands."""
-    get_plugin_manager().hook.register_commands(cli=cli)
+    """Let every plugin add CLI commands (a plugin that fails is reported, not fatal)."""
+    pm = get_plugin_manager()
+    for impl in pm.hook.register_commands.get_hookimpls():
+        _call(impl, _plugin_name(pm, impl), "register_commands", cli=cli)
 
 
 Factory = Callable[..., Any]

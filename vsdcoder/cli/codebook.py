@@ -47,12 +47,16 @@ def validate_cmd(
     codebook: str = typer.Argument(..., help="A codebook YAML file or a registered name."),
     strict: bool = typer.Option(False, "--strict", help="Treat lint warnings as errors."),
 ) -> None:
-    """Check a codebook: exit 0 with a summary, or 2 with every error (file:line:col: field: what to do)."""
+    """Check a codebook: exit 0 with a summary, or 2 with every error.
+
+    Each error reads ``file:line:col: field: what to do``.
+    """
     from vsdcoder.codebook.compile import compile_codebook
     from vsdcoder.codebook.load import load_codebook
 
     loaded = load_codebook(codebook, strict=strict)
-    compiled = compile_codebook(loaded.codebook, search=[loaded.directory] if loaded.directory else None)
+    compiled = compile_codebook(loaded.codebook,
+                                search=[loaded.directory] if loaded.directory else None)
     cb = loaded.codebook
     for w in loaded.warnings:
         typer.echo(str(w), err=True)
@@ -70,14 +74,16 @@ def validate_cmd(
 @app.command("show")
 def show_cmd(
     codebook: str = typer.Argument(..., help="A codebook YAML file or a registered name."),
-    as_json: bool = typer.Option(False, "--json", help="Print name, version, hash, messages, schema as JSON."),
+    as_json: bool = typer.Option(False, "--json",
+                                 help="Print name, version, hash, messages, schema as JSON."),
 ) -> None:
     """Print the compiled prompt and the response schema."""
     from vsdcoder.codebook.compile import compile_codebook
     from vsdcoder.codebook.load import load_codebook
 
     loaded = load_codebook(codebook)
-    compiled = compile_codebook(loaded.codebook, search=[loaded.directory] if loaded.directory else None)
+    compiled = compile_codebook(loaded.codebook,
+                                search=[loaded.directory] if loaded.directory else None)
     if as_json:
         typer.echo(json.dumps(compiled.to_json(), indent=2, ensure_ascii=False))
         return
@@ -109,14 +115,15 @@ def export_cmd(
     fmt: str = typer.Option("qdc", "--format", "-f", help="Export format (e.g. qdc for REFI-QDA)."),
     out: Path = typer.Option(..., "--output", "-o", help="File to write."),
 ) -> None:
-    """Export a codebook to another format (REFI-QDA .qdc for NVivo, ATLAS.ti, MAXQDA, QualCoder)."""
+    """Export a codebook to another format (REFI-QDA .qdc for NVivo, ATLAS.ti, MAXQDA, ...)."""
     from vsdcoder.codebook.load import load_codebook
     from vsdcoder.errors import UsageError
     from vsdcoder.plugins import get_registry
 
     exporters = get_registry().exporters
     if fmt not in exporters:
-        raise UsageError(f"unknown export format '{fmt}'; available: {', '.join(_export_formats())}")
+        raise UsageError(f"unknown export format '{fmt}'; "
+                         f"available: {', '.join(_export_formats())}")
     loaded = load_codebook(codebook)
     exporters[fmt].obj(loaded.codebook, out)
     typer.echo(f"wrote {out}")
@@ -126,7 +133,8 @@ def export_cmd(
 def import_cmd(
     source: Path = typer.Argument(..., help="A REFI-QDA codebook (.qdc) or project (.qde/.qdpx)."),
     out: Path = typer.Option(..., "--output", "-o", help="Codebook YAML to write."),
-    name: str | None = typer.Option(None, "--name", help="Codebook name (default: from the file name)."),
+    name: str | None = typer.Option(None, "--name",
+                                    help="Codebook name (default: from the file name)."),
     top_level_as_dimensions: bool = typer.Option(
         False, "--top-level-as-dimensions",
         help="Make each top-level code a dimension (default: one multi-label dimension)."),

@@ -1,25 +1,21 @@
-"""Entry point of the ``vsdcoder`` command: builds the typer app and reports user errors."""
+"""Entry point of the ``vsdcoder`` command: builds the typer app and reports user errors.
+
+:func:`build_app` makes a fresh app on every call (so :func:`main` can run many times in one
+process, as the tests do); ``vsdcoder.cli.main.app`` is the app built on first access.
+"""
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
 
 from vsdcoder import __version__
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
-
-app = typer.Typer(
-    name="vsdcoder",
-    help="LLM-based qualitative coding from a YAML codebook, with verified quotes and "
-         "reliability against human gold codes.",
-    context_settings=CONTEXT,
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
+HELP = ("LLM-based qualitative coding from a YAML codebook, with verified quotes and "
+        "reliability against human gold codes.")
 
 
 def _version(value: bool) -> None:
@@ -28,7 +24,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Show the version and exit."),
@@ -37,20 +32,45 @@ def _root(
 
 
 def build_app() -> typer.Typer:
-    """Attach the built-in command groups, then let plugins add theirs."""
+    """A new app with the built-in command groups, then whatever the plugins add."""
     from vsdcoder.cli import codebook, demo, plugins
+    from vsdcoder.plugins import call_register_commands
 
+    app = typer.Typer(
+        name="vsdcoder",
+        help=HELP,
+        context_settings=CONTEXT,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+    )
+    app.callback()(_root)
     app.add_typer(codebook.app, name="codebook")
     plugins.register(app)
     demo.register(app)
-    from vsdcoder.plugins import call_register_commands
-
     call_register_commands(app)
     return app
 
 
+_app: typer.Typer | None = None
+
+
+def __getattr__(name: str) -> Any:
+    """``app``: the CLI app, built on first access (for ``typer.testing.CliRunner``)."""
+    global _app
+    if name == "app":
+        if _app is None:
+            _app = build_app()
+        return _app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; user errors print a message and exit 2, never a traceback."""
+    """Run the CLI and return its exit code.
+
+    User errors print a message and give exit code 2, never a traceback.
+    """
     from vsdcoder.cli.output import run_guarded
 
     return run_guarded(build_app(), argv if argv is not None else sys.argv[1:])

@@ -11,25 +11,44 @@ def err(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+def _click_exception() -> type[Exception]:
+    """Click's ``ClickException``, wherever this typer takes click from.
+
+    Older typer releases use the ``click`` package; newer ones ship their own copy, so the class
+    is found through typer's public ``BadParameter`` rather than ``import click``.
+    """
+    import typer
+
+    for cls in typer.BadParameter.__mro__:
+        if cls.__name__ == "ClickException":
+            return cls
+    return typer.BadParameter  # pragma: no cover
+
+
 def run_guarded(app: Any, argv: list[str]) -> int:
-    """Run a typer app; a :class:`UsageError` becomes a message on stderr and exit code 2."""
-    import click
+    """Run a typer app and return its exit code.
+
+    A :class:`vsdcoder.errors.UsageError` becomes a message on stderr and its exit code (2);
+    command-line mistakes (unknown command or option) print click's usage message and give 2.
+    """
+    import typer
 
     from vsdcoder.errors import UsageError
 
+    click_exception = _click_exception()
     try:
         app(args=argv, prog_name="vsdcoder", standalone_mode=False)
     except UsageError as exc:
         err(f"error: {exc}" if "\n" not in str(exc) else str(exc))
         return exc.exit_code
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         err("aborted")
         return 130
-    except click.ClickException as exc:
-        exc.show()
-        return 2
+    except click_exception as exc:
+        exc.show()  # type: ignore[attr-defined]
+        return getattr(exc, "exit_code", 2)
     except KeyboardInterrupt:
         err("interrupted")
         return 130

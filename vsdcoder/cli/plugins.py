@@ -6,6 +6,8 @@ import json
 
 import typer
 
+KINDS = ("codebooks", "coders", "redactors", "metrics", "exporters")
+
 
 def register(app: typer.Typer) -> None:
     """Add the ``plugins`` command to ``app``."""
@@ -20,11 +22,14 @@ def register(app: typer.Typer) -> None:
         reg = get_registry()
         rows = list_plugins()
         for row in rows:
-            row["registers"] = {
-                kind: sorted(e.name for e in getattr(reg, kind).values() if e.plugin == row["name"])
-                for kind in ("codebooks", "coders", "redactors", "metrics", "exporters")
-            }
-            row["registers"] = {k: v for k, v in row["registers"].items() if v}
+            regs = {kind: sorted(e.name for e in getattr(reg, kind).values()
+                                 if e.plugin == row["name"]) for kind in KINDS}
+            regs["templates"] = reg.templates_of(row["name"])
+            row["registers"] = {k: v for k, v in regs.items() if v}
+        from vsdcoder.cli.output import err
+
+        for e in reg.load_errors:  # on stderr, so --json output stays parseable
+            err(f"warning: {e}")
         if as_json:
             typer.echo(json.dumps({"plugins": rows, "errors": reg.load_errors}, indent=2))
             return
@@ -34,11 +39,8 @@ def register(app: typer.Typer) -> None:
 
         table = Table(title="vsdcoder plugins")
         for col in ("plugin", "distribution", "version", "hooks", "registers"):
-            table.add_column(col)
+            table.add_column(col, overflow="fold")
         for r in rows:
             regs = "; ".join(f"{k}: {', '.join(v)}" for k, v in r["registers"].items())
             table.add_row(r["name"], r["distribution"], r["version"], ", ".join(r["hooks"]), regs)
-        out = console()
-        out.print(table)
-        for e in reg.load_errors:
-            console(stderr=True).print(f"[yellow]warning:[/] {e}")
+        console().print(table)

@@ -2,7 +2,8 @@
 
 Errors (always): duplicate dimension or code names within a dimension, ``when`` naming
 unknown or later dimensions or unknown codes, leaves marked ``codable: false``, sets naming
-unknown codes, and few-shot examples whose expected output breaks the codebook.
+unknown codes, duplicate guids, and few-shot examples whose expected output breaks the
+codebook.
 
 Warnings (errors with ``--strict``), each with a rule id: ``missing-definition``,
 ``duplicate-definition``, ``duplicate-name`` (same code name in two dimensions),
@@ -11,78 +12,106 @@ Warnings (errors with ``--strict``), each with a rule id: ``missing-definition``
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections import defaultdict
 from typing import Any
 
 from pydantic import ValidationError
 
-from vsdcoder.codebook.model import SPECIFY_SUFFIX, Codebook
-from vsdcoder.codebook.yamlsrc import Path, Problem, SourceMap
+from vsdcoder.codebook.model import SPECIFY_SUFFIX, Code, Codebook
+from vsdcoder.codebook.yamlsrc import Path, Problem, SourceMap, format_path
 
 
 def code_paths(codebook: Codebook) -> dict[tuple[str, str], Path]:
     """Map ``(dimension, code)`` to the YAML path of each written code."""
     out: dict[tuple[str, str], Path] = {}
     for di, dim in enumerate(codebook.dimensions):
-        def walk(codes: list, base: Path) -> None:
-            for ci, code in enumerate(codes):
-                path = base + ("codes", ci)
-                out.setdefault((dim.name, code.name), path)
-                walk(code.codes, path)
-        walk(dim.codes, ("dimensions", di))
+        for code, path in _walk_codes(dim.codes, ("dimensions", di)):
+            out.setdefault((dim.name, code.name), path)
+    return out
+
+
+def _walk_codes(codes: list[Code], base: Path) -> list[tuple[Code, Path]]:
+    """Every code under ``base`` depth first, with its YAML path."""
+    out: list[tuple[Code, Path]] = []
+    for ci, code in enumerate(codes):
+        path = (*base, "codes", ci)
+        out.append((code, path))
+        out += _walk_codes(code.codes, path)
     return out
 
 
 def check_codebook(codebook: Codebook, smap: SourceMap) -> list[Problem]:
     """Every error and warning of a codebook that parsed into the model."""
     probs: list[Problem] = []
-    err = lambda path, msg, rule="": probs.append(smap.problem(path, msg, "error", rule))  # noqa: E731
-    warn = lambda path, msg, rule: probs.append(smap.problem(path, msg, "warning", rule))  # noqa: E731
+
+    def err(path: Path, msg: str, rule: str = "") -> None:
+        probs.append(smap.problem(path, msg, "error", rule))
+
+    def warn(path: Path, msg: str, rule: str) -> None:
+        probs.append(smap.problem(path, msg, "warning", rule))
 
     seen_dims: dict[str, int] = {}
+    specify_fields = {d.name + SPECIFY_SUFFIX: d.name for d in codebook.dimensions
+                      if d.specify_names()}
+    guids: dict[str, Path] = {}
     for di, dim in enumerate(codebook.dimensions):
         if dim.name in seen_dims:
             err(("dimensions", di, "name"),
                 f"duplicate dimension name '{dim.name}' (also dimensions[{seen_dims[dim.name]}]); "
                 "rename one", "duplicate-dimension")
         seen_dims.setdefault(dim.name, di)
+        if dim.name in specify_fields:
+            err(("dimensions", di, "name"),
+                f"'{dim.name}' is the name of the free-text field of '{specify_fields[dim.name]}' "
+                "(its 'Other (term)' code); rename this dimension", "specify-clash")
         if not (dim.question or dim.description):
-            warn(("dimensions", di), f"dimension '{dim.name}' has no 'question' or 'description'; "
-                 "say what the coder should decide", "missing-question")
+            warn(("dimensions", di), f"dimension '{dim.name}' has no 'question' or "
+                 "'description'; add a 'question' that says what the coder should decide",
+                 "missing-question")
         # code names within the dimension, options included
         where: dict[str, Path] = {}
-        def walk(codes: list, base: Path, _di: int = di) -> None:
-            for ci, code in enumerate(codes):
-                path = base + ("codes", ci)
-                if code.name in where:
-                    err(path + ("name",), f"duplicate code name '{code.name}' in dimension "
-                        f"'{codebook.dimensions[_di].name}' (first at {_fmt(where[code.name])}); "
-                        "code names must be unique within a dimension", "duplicate-code")
-                where.setdefault(code.name, path)
-                if not code.codes and code.codable is False:
-                    err(path + ("codable",), f"'{code.name}' has no sub-codes, so "
-                        "'codable: false' would make it impossible to assign; remove the flag "
-                        "or add codes under it", "uncodable-leaf")
-                if code.codes and code.specify and not code.codable:
-                    err(path + ("specify",), f"'{code.name}' is a category; only a codable code "
-                        "can take 'specify: true'", "specify-category")
-                if code.is_codable and not code.definition and not code.codes:
-                    warn(path, f"code '{code.name}' has no definition; the model will guess "
-                         "from its name alone", "missing-definition")
-                walk(code.codes, path)
-        walk(dim.codes, ("dimensions", di))
+        for code, path in _walk_codes(dim.codes, ("dimensions", di)):
+            if code.name in where:
+                err((*path, "name"), f"duplicate code name '{code.name}' in dimension "
+                    f"'{dim.name}' (first at {format_path(where[code.name])}); code names must "
+                    "be unique within a dimension: rename or remove one", "duplicate-code")
+            where.setdefault(code.name, path)
+            if code.guid:
+                key = code.guid.strip("{}").lower()
+                if key in guids:
+                    err((*path, "guid"), f"guid {code.guid} is also used at "
+                        f"{format_path(guids[key])}; each code needs its own guid: change or "
+                        "remove one", "duplicate-guid")
+                guids.setdefault(key, (*path, "guid"))
+            if not code.codes and code.codable is False:
+                err((*path, "codable"), f"'{code.name}' has no sub-codes, so 'codable: false' "
+                    "would make it impossible to assign; remove the flag or add codes under it",
+                    "uncodable-leaf")
+            if code.codes and code.specify and not code.codable:
+                err((*path, "specify"), f"'{code.name}' is a category; only a codable code can "
+                    "take 'specify: true': mark it 'codable: true' or move 'specify' to one of "
+                    "its codes", "specify-category")
+            if code.is_codable and not code.definition:
+                warn(path, f"code '{code.name}' has no definition; add a 'definition' that says "
+                     "when it applies (otherwise the model guesses from the name alone)",
+                     "missing-definition")
         for opt_key, opt in (("none", dim.none), ("other", dim.other)):
             if opt is not None and opt.name in where:
-                err(("dimensions", di, opt_key, "name"), f"the '{opt_key}' option is named "
-                    f"'{opt.name}', which is already a code of '{dim.name}'; give the option "
-                    f"another name ('{opt_key}: {{name: ...}}') or remove the code",
-                    "duplicate-code")
+                err(("dimensions", di, opt_key), f"the '{opt_key}' option is named "
+                    f"'{opt.name}', which is already a code of '{dim.name}' (at "
+                    f"{format_path(where[opt.name])}); give the option another name "
+                    f"('{opt_key}: {{name: ...}}') or remove the code", "duplicate-code")
+        if dim.none is not None and dim.other is not None and dim.none.name == dim.other.name:
+            err(("dimensions", di, "other"), f"the 'none' and 'other' options of '{dim.name}' "
+                f"are both named '{dim.none.name}'; give one of them another name",
+                "duplicate-code")
         spec = dim.specify_names()
         if dim.type == "multi" and len(spec) > 1:
             warn(("dimensions", di), f"'{dim.name}' is multi-label with several 'Other (term)' "
-                 f"codes {spec}; they share one '{dim.name}{SPECIFY_SUFFIX}' field",
-                 "several-specify")
+                 f"codes {spec}, which share one '{dim.name}{SPECIFY_SUFFIX}' field; keep one "
+                 "of them, or make it a single-choice dimension", "several-specify")
         if dim.type != "text" and not dim.codable_names():
             err(("dimensions", di, "codes"), f"dimension '{dim.name}' has no codable code; "
                 "mark categories 'codable: true' or add leaf codes", "no-codable")
@@ -93,25 +122,34 @@ def check_codebook(codebook: Codebook, smap: SourceMap) -> list[Problem]:
         if dim.when is None:
             continue
         gate = dim.when.dimension
-        path = ("dimensions", di, "when")
+        path: Path = ("dimensions", di, "when")
         if gate not in index:
-            err(path + ("dimension",), f"'when' names unknown dimension '{gate}'; known: "
-                + ", ".join(index), "when-unknown")
+            before = [d.name for d in codebook.dimensions[:di] if d.type != "text"]
+            close = difflib.get_close_matches(gate, list(index), n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            err((*path, "dimension"), f"'when' names unknown dimension '{gate}'; {hint}"
+                + (f"gate on one listed before '{dim.name}': " + ", ".join(before) if before
+                   else f"only a dimension listed before '{dim.name}' can gate it"),
+                "when-unknown")
             continue
         if index[gate] >= di:
-            err(path + ("dimension",), f"'when' must name a dimension listed before "
-                f"'{dim.name}' (tiers are asked in order); move '{gate}' above it", "when-order")
+            what = "itself" if index[gate] == di else f"'{gate}', which comes later"
+            err((*path, "dimension"), f"'when' of '{dim.name}' names {what}; a gate must be a "
+                f"dimension listed before '{dim.name}' (tiers are asked in order): move "
+                f"'{dim.name}' below its gate, or gate on another dimension", "when-order")
             continue
         gdim = codebook.dimensions[index[gate]]
         if gdim.type == "text":
-            err(path + ("dimension",), f"'when' cannot gate on text dimension '{gate}'; gate "
-                "on a dimension with codes", "when-text")
+            err((*path, "dimension"), f"'when' cannot gate on text dimension '{gate}' (a free "
+                "answer has no codes to compare); gate on a dimension with codes", "when-text")
             continue
-        known = set(gdim.codable_names())
+        known = gdim.codable_names()
         for k, c in enumerate(dim.when.codes):
             if c not in known:
-                err(path + ("codes", k), f"'when' names '{c}', which is not a codable code of "
-                    f"'{gate}'; choose from: " + ", ".join(sorted(known)), "when-unknown")
+                close = difflib.get_close_matches(c, known, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                err((*path, "codes", k), f"'when' names '{c}', which is not a codable code of "
+                    f"'{gate}'{hint}; choose from: " + ", ".join(known), "when-unknown")
 
     # cross-dimension lint
     names: dict[str, list[str]] = defaultdict(list)
@@ -127,37 +165,32 @@ def check_codebook(codebook: Codebook, smap: SourceMap) -> list[Problem]:
                 if code.label:
                     labels[(dim.name, code.label.lower())].append(code.name)
     for name, dims in names.items():
-        distinct = sorted(set(dims))
+        distinct = list(dict.fromkeys(dims))
         if len(distinct) > 1:
-            warn(paths[(distinct[1], name)] + ("name",), f"code name '{name}' is used in "
-                 f"dimensions {distinct}; refer to it as 'dimension.code' in sets and exports",
-                 "duplicate-name")
-    for _, owners in defs.items():
+            warn((*paths[(distinct[1], name)], "name"), f"code name '{name}' is used in "
+                 f"dimensions {distinct}; rename one if they mean different things, and refer "
+                 "to it as 'dimension.code' in sets and exports", "duplicate-name")
+    for owners in defs.values():
         if len(owners) > 1:
             (d0, c0), (d1, c1) = owners[0], owners[1]
-            warn(paths[(d1, c1)] + ("definition",), f"'{d1}.{c1}' has the same definition as "
-                 f"'{d0}.{c0}'; a coder cannot tell them apart", "duplicate-definition")
+            warn((*paths[(d1, c1)], "definition"), f"'{d1}.{c1}' has the same definition as "
+                 f"'{d0}.{c0}', so a coder cannot tell them apart; say how they differ",
+                 "duplicate-definition")
     for (dname, _), codes in labels.items():
         if len(codes) > 1:
-            warn(paths[(dname, codes[1])] + ("label",), f"codes {codes} of '{dname}' share a "
-                 "label", "duplicate-label")
+            warn((*paths[(dname, codes[1])], "label"), f"codes {codes} of '{dname}' share a "
+                 "label; give each its own label", "duplicate-label")
 
     # sets
     for si, cset in enumerate(codebook.sets):
         for k, ref in enumerate(cset.codes):
             if not _resolve_ref(codebook, ref):
                 err(("sets", si, "codes", k), f"set '{cset.name}' names unknown code '{ref}'; "
-                    "write 'dimension.code' or a code name", "set-unknown")
+                    "write 'dimension.code' or the name of an existing code", "set-unknown")
 
     if not any(p.severity == "error" for p in probs):
         probs += check_examples(codebook, smap)
     return probs
-
-
-def _fmt(path: Path) -> str:
-    from vsdcoder.codebook.yamlsrc import format_path
-
-    return format_path(path)
 
 
 def _resolve_ref(codebook: Codebook, ref: str) -> bool:
@@ -195,23 +228,51 @@ def example_output(codebook: Codebook, output: dict[str, Any]) -> dict[str, Any]
 
 
 def check_examples(codebook: Codebook, smap: SourceMap) -> list[Problem]:
-    """Validate every few-shot example against the compiled response model."""
+    """Validate every few-shot example against the compiled response model.
+
+    An example's output is checked like a model's answer, with the example's text as the
+    source, so its codes must exist and fit the dimension types, gates must be respected and
+    its quotes must be verbatim and long enough.
+    """
+    from vsdcoder.codebook.answers import AnswerRulesError
     from vsdcoder.codebook.response_model import build_response_model
 
     model = build_response_model(codebook)
+    fields = list(model.model_fields)
     probs = []
+
+    def bad(loc: Path, msg: str) -> None:
+        probs.append(smap.problem(loc, f"the expected output breaks the codebook: {msg}",
+                                  "error", "bad-example"))
+
     for i, ex in enumerate(codebook.examples):
+        base: Path = ("examples", i, "output")
+        if codebook.unit == "segment" and not isinstance(ex.output.get("records"), list):
+            bad(base, "a 'unit: segment' example's output is a list of records, written "
+                "'output: {records: [{quote: ..., DIMENSION: CODE}, ...]}'; an empty list "
+                "('records: []') means the text has none")
+            continue
         filled = example_output(codebook, ex.output)
         try:
             model.model_validate(filled, context={"text": ex.text})
         except ValidationError as exc:
             for e in exc.errors():
-                loc = ("examples", i, "output") + tuple(x for x in e["loc"])
+                loc = (*base, *e["loc"])
+                error = (e.get("ctx") or {}).get("error")
+                if isinstance(error, AnswerRulesError):
+                    for msg in error.errors:
+                        field = getattr(msg, "field", None)
+                        bad((*loc, field) if field else loc, msg)
+                    continue
                 msg = e["msg"].removeprefix("Value error, ")
                 if e["type"] == "extra_forbidden":
-                    msg = f"'{e['loc'][-1]}' is not a field of this codebook's answers; remove it"
-                probs.append(smap.problem(loc, f"the expected output breaks the codebook: {msg}",
-                                          "error", "bad-example"))
+                    close = difflib.get_close_matches(str(e["loc"][-1]), fields, n=1)
+                    hint = f"did you mean '{close[0]}'? " if close else ""
+                    msg = (f"'{e['loc'][-1]}' is not a field of this codebook's answers; "
+                           f"{hint}the fields are: " + ", ".join(fields))
+                elif e["type"] == "missing":
+                    msg = f"'{e['loc'][-1]}' is missing; add it to the expected output"
+                bad(loc, msg)
     return probs
 
 

@@ -1,32 +1,74 @@
-"""Read a codebook file, validate it, and report every problem with file, line and field."""
+"""Read a codebook file, validate it, and report every problem with file, line and field.
+
+Problems are found in three stages: YAML (syntax, duplicate keys, refused tags), the pydantic
+models (unknown keys, wrong types, bad names) and whole-codebook checks (unique names,
+``when`` references, examples, lint). A problem in an early stage does not hide the others:
+entries the YAML stage refused are left out, and optional keys the models reject are pruned,
+so that the later stages can still run and every problem is reported at once.
+"""
 
 from __future__ import annotations
 
+import copy
 import difflib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from vsdcoder.codebook import model as m
 from vsdcoder.codebook.checks import check_codebook
-from vsdcoder.codebook.model import Codebook
-from vsdcoder.codebook.yamlsrc import Problem, SourceMap, YamlSourceError, load_yaml
+from vsdcoder.codebook.model import Codebook, ShapeError
+from vsdcoder.codebook.yamlsrc import (
+    Problem,
+    SourceMap,
+    YamlSourceError,
+    format_path,
+    load_yaml,
+)
 from vsdcoder.errors import UsageError
+
+_MODELS: tuple[type[BaseModel], ...] = (
+    m.Codebook, m.Dimension, m.Code, m.CodeExamples, m.NoneOption, m.OtherOption, m.When,
+    m.Relevance, m.RelevanceRule, m.SegmentRules, m.Evidence, m.Example, m.CodeSet,
+)
+
+#: What each model is called in messages, and how it is written.
+_SHAPES: dict[type[BaseModel], tuple[str, str]] = {
+    m.Codebook: ("the codebook", "a mapping with at least 'name' and 'dimensions'"),
+    m.Dimension: ("a dimension", "a mapping such as '{name: topic, type: single, codes: [...]}'"),
+    m.Code: ("a code", "a mapping such as '{name: work, definition: ...}', one '- name: ...' "
+                       "item per code"),
+    m.CodeExamples: ("a code's examples", "'examples: {positive: [...], negative: [...]}'"),
+    m.NoneOption: ("a 'none' option", "'none: true', or a mapping such as "
+                                      "'{name: none, definition: ...}'"),
+    m.OtherOption: ("an 'other' option", "'other: true', or a mapping such as "
+                                         "'{name: other, definition: ...}'"),
+    m.When: ("a 'when' condition", "'when: {dimension: NAME, codes: [CODE, ...]}'"),
+    m.Relevance: ("the relevance gate", "'relevance: {include: [...], exclude: [...]}'"),
+    m.RelevanceRule: ("a relevance criterion", "a text, or a mapping such as "
+                                               "'{name: ..., description: ..., examples: [...]}'"),
+    m.SegmentRules: ("the segment rules", "'segment: {quote_min_words: N, max_records: N, "
+                                          "rules: [...]}'"),
+    m.Evidence: ("the evidence settings", "'evidence: {quote: true, quote_min_words: N, "
+                                          "rationale: false}'"),
+    m.Example: ("an example", "a mapping such as '{text: ..., output: {DIMENSION: CODE}}'"),
+    m.CodeSet: ("a set", "a mapping such as '{name: ..., codes: [dimension.code, ...]}'"),
+}
 
 
 def _known_keys() -> set[str]:
-    from vsdcoder.codebook import model as m
-
     keys: set[str] = set()
-    for cls in (m.Codebook, m.Dimension, m.Code, m.CodeExamples, m.NoneOption, m.OtherOption,
-                m.When, m.Relevance, m.RelevanceRule, m.SegmentRules, m.Evidence, m.Example,
-                m.CodeSet):
+    for cls in _MODELS:
         keys |= set(cls.model_fields)
     return keys
 
 
 class CodebookError(UsageError):
-    """A codebook has errors; ``problems`` lists all of them."""
+    """A codebook has errors; ``problems`` lists all of them (warnings included)."""
 
     def __init__(self, problems: list[Problem]):
         self.problems = problems
@@ -45,65 +87,257 @@ class LoadedCodebook:
     warnings: list[Problem] = field(default_factory=list)
 
 
+# ---------------------------------------------------------------------------------------------
+# where a pydantic error is: the declared type at a location of the codebook
+
+
+def _strip_optional(t: Any) -> Any:
+    if typing.get_origin(t) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(t) if a is not type(None)]
+        if len(args) == 1:
+            return _strip_optional(args[0])
+    return t
+
+
+def _is_model(t: Any) -> bool:
+    return isinstance(t, type) and issubclass(t, BaseModel)
+
+
+def _type_at(loc: tuple[Any, ...]) -> Any:
+    """The declared type at ``loc`` of a codebook (None when it cannot be told)."""
+    t: Any = Codebook
+    for part in loc:
+        t = _strip_optional(t)
+        if isinstance(part, int):
+            if typing.get_origin(t) is not list:
+                return None
+            t = typing.get_args(t)[0]
+        elif _is_model(t) and part in t.model_fields:
+            t = t.model_fields[part].annotation
+        else:
+            return None
+    return _strip_optional(t)
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing (the value is empty)"
+    if isinstance(value, str):
+        return f"the text {value!r}"[:80]
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"{type(value).__name__} {value!r}"[:80]
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _message(e: dict[str, Any], known: set[str]) -> str:
+    """A message for one pydantic error that says what is wrong and what to do."""
+    loc = tuple(e["loc"])
+    kind = e["type"]
+    value = e.get("input")
+    ctx = e.get("ctx") or {}
+    key = str(loc[-1]) if loc else ""
+    if kind == "extra_forbidden":
+        owner = _type_at(loc[:-1])
+        here = sorted(owner.model_fields) if _is_model(owner) else sorted(known)
+        close = difflib.get_close_matches(key, here, n=1, cutoff=0.7)
+        if close:
+            return f"unknown key '{key}'; did you mean '{close[0]}'?"
+        what = _SHAPES.get(owner, ("this mapping", ""))[0] if _is_model(owner) else "this mapping"
+        if key in known:
+            return (f"'{key}' is not a key of {what}; check the indentation, or use one of: "
+                    + ", ".join(here))
+        return f"unknown key '{key}'; {what} takes: " + ", ".join(here)
+    if kind == "missing":
+        return f"'{key}' is required here; add it"
+    if kind == "model_type" or (kind == "model_attributes_type"):
+        target = _type_at(loc)
+        if _is_model(target) and target in _SHAPES:
+            what, shape = _SHAPES[target]
+            return f"{what} is written as {shape}; got {_describe(value)}"
+        return f"should be a mapping of 'key: value' lines; got {_describe(value)}"
+    if kind == "string_type":
+        if value is None:
+            return "has no value; write one after the colon, or remove the key"
+        if isinstance(value, (list, dict)):
+            return f"should be one text value, got {_describe(value)}"
+        return (f"should be text, got {_describe(value)}; put it in quotes so that YAML keeps "
+                "it as text")
+    if kind == "list_type":
+        return ("should be a list: write '[a, b]' or one '- item' line per item; "
+                f"got {_describe(value)}")
+    if kind == "dict_type":
+        return f"should be a mapping of 'key: value' lines; got {_describe(value)}"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"should be true or false, got {_describe(value)}"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"should be a whole number, got {_describe(value)}"
+    if kind == "greater_than_equal":
+        return f"must be at least {ctx.get('ge')}, got {value!r}"
+    if kind == "too_short":
+        if key == "dimensions":
+            return ("a codebook needs at least one dimension; add one under 'dimensions:' "
+                    "(e.g. '- name: topic')")
+        n = ctx.get("min_length", 1)
+        return f"needs at least {_plural(n, 'item')}; add {'it' if n == 1 else 'them'}"
+    if kind == "too_long":
+        return (f"takes at most {_plural(ctx.get('max_length', 0), 'item')}, got "
+                f"{ctx.get('actual_length')}; remove some")
+    if kind == "string_too_short":
+        return "must not be empty; write a value"
+    if kind == "string_too_long":
+        return (f"is too long ({len(str(value))} characters, at most {ctx.get('max_length')}); "
+                "shorten it and put the longer wording in 'label' or 'definition'")
+    if kind == "literal_error":
+        expected = ctx.get("expected", "")
+        msg = f"must be {expected}, got {_describe(value)}"
+        allowed = [x.strip(" '") for x in expected.replace(" or ", ",").split(",")]
+        close = difflib.get_close_matches(str(value), [a for a in allowed if a], n=1)
+        return msg + (f"; did you mean '{close[0]}'?" if close else "")
+    return str(e["msg"]).removeprefix("Value error, ")
+
+
 def _pydantic_problems(exc: ValidationError, smap: SourceMap) -> list[Problem]:
     known = _known_keys()
     out = []
     for e in exc.errors():
         loc = tuple(e["loc"])
-        kind = e["type"]
-        msg = e["msg"].removeprefix("Value error, ")
-        if kind == "extra_forbidden":
-            key = str(loc[-1])
-            close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
-            hint = f"; did you mean '{close[0]}'?" if close else "; see docs/codebook.md for the keys"
-            msg = f"unknown key '{key}'{hint}"
-        elif kind == "missing":
-            msg = f"'{loc[-1]}' is required here; add it"
-        elif kind in ("string_type", "list_type", "dict_type", "bool_type", "int_type",
-                      "int_parsing", "bool_parsing", "model_type"):
-            want = {"string_type": "text", "list_type": "a list", "dict_type": "a mapping",
-                    "bool_type": "true or false", "bool_parsing": "true or false",
-                    "int_type": "a whole number", "int_parsing": "a whole number",
-                    "model_type": "a mapping of keys"}[kind]
-            msg = f"should be {want}, got {type(e.get('input')).__name__} {e.get('input')!r}"[:200]
-        elif kind == "literal_error":
-            msg = msg.replace("Input should be", "must be")
-        elif kind == "too_short" and loc and loc[-1] == "dimensions":
-            msg = "a codebook needs at least one dimension"
-        out.append(smap.problem(loc, msg, "error", kind))
+        error = (e.get("ctx") or {}).get("error")
+        if isinstance(error, ShapeError):
+            for key, msg in error.items:
+                out.append(smap.problem((*loc, key) if key else loc, msg, "error", "shape"))
+            continue
+        out.append(smap.problem(loc, _message(e, known), "error", e["type"]))
     return out
 
 
-def parse_codebook(text: str, file: str, *, strict: bool = False) -> LoadedCodebook:
+def _prune(data: Any, exc: ValidationError) -> bool:
+    """Remove from ``data`` the optional keys that ``exc`` complains about.
+
+    Returns False when an error is not about an optional key (a missing or bad required
+    value, a list item), so that pruning cannot make the codebook valid.
+    """
+    targets: list[tuple[Any, ...]] = []
+    for e in exc.errors():
+        loc = tuple(e["loc"])
+        error = (e.get("ctx") or {}).get("error")
+        if isinstance(error, ShapeError):
+            if any(k is None for k, _ in error.items):
+                return False
+            targets += [(*loc, k) for k, _ in error.items]
+            continue
+        if e["type"] != "extra_forbidden":
+            owner = _type_at(loc[:-1])
+            if not (loc and _is_model(owner) and loc[-1] in owner.model_fields
+                    and not owner.model_fields[loc[-1]].is_required()):
+                return False
+        targets.append(loc)
+    for loc in targets:
+        parent = data
+        for part in loc[:-1]:
+            try:
+                parent = parent[part]
+            except (KeyError, IndexError, TypeError):
+                return False
+        if not isinstance(parent, dict) or loc[-1] not in parent:
+            return False
+        del parent[loc[-1]]
+    return True
+
+
+def _under(path: str, roots: list[str]) -> bool:
+    return any(path == r or path.startswith((r + ".", r + "[")) for r in roots)
+
+
+def _template_problem(codebook: Codebook, smap: SourceMap, directory: Path) -> Problem | None:
+    from vsdcoder.codebook.compile import template_dirs
+
+    dirs = template_dirs([directory])
+    for part in ("system", "user"):
+        fname = f"{codebook.template}.{part}.jinja"
+        if not any((d / fname).is_file() for d in dirs):
+            return smap.problem(
+                ("template",),
+                f"template '{codebook.template}' not found: there is no {fname} next to the "
+                "codebook or in a registered template folder; use a bundled template such as "
+                "'deductive.v1', or put NAME.system.jinja and NAME.user.jinja next to the "
+                "codebook", "error", "unknown-template")
+    return None
+
+
+def _sort_key(p: Problem) -> tuple[int, int]:
+    return (p.line if p.line is not None else 10**9, p.col or 0)
+
+
+def parse_codebook(text: str, file: str, *, strict: bool = False,
+                   directory: Path | None = None) -> LoadedCodebook:
     """Parse and check codebook YAML ``text`` that came from ``file``.
 
     Args:
         text: The YAML source.
         file: Name used in messages (a path, or ``<string>``).
         strict: Treat lint warnings as errors.
+        directory: The folder the codebook was read from; when given, the template the
+            codebook names must exist there or in a registered template folder.
 
     Raises:
         CodebookError: with every problem found, each placed at file:line:col and field.
     """
+    problems: list[Problem] = []
     try:
         data, smap = load_yaml(text, file)
     except YamlSourceError as exc:
-        raise CodebookError(exc.problems) from None
+        if exc.data is None or exc.smap is None:
+            raise CodebookError(exc.problems) from None
+        problems += exc.problems
+        data, smap = exc.data, exc.smap
     if not isinstance(data, dict):
-        raise CodebookError([smap.problem((), "a codebook is a YAML mapping with keys such as "
-                                               "'name' and 'dimensions'")])
+        raise CodebookError(problems + [smap.problem(
+            (), f"a codebook is a YAML mapping with keys such as 'name' and 'dimensions', but "
+                f"this file holds {_describe(data)}; write 'name: ...' and 'dimensions:' at the "
+                "start of lines")])
+    # problems of the YAML stage hide later problems at or under the same place
+    yaml_roots = [p.path for p in problems if p.path]
+    codebook: Codebook | None = None
     try:
         codebook = Codebook.model_validate(data)
     except ValidationError as exc:
-        raise CodebookError(_pydantic_problems(exc, smap)) from None
-    problems = check_codebook(codebook, smap)
+        problems += [p for p in _pydantic_problems(exc, smap) if not _under(p.path, yaml_roots)]
+        # leave out the optional keys that were wrong and try again, so that the
+        # whole-codebook checks still run and report their problems too
+        pruned = copy.deepcopy(data)
+        last = exc
+        for _ in range(8):
+            if not _prune(pruned, last):
+                break
+            try:
+                codebook = Codebook.model_validate(pruned)
+                break
+            except ValidationError as again:
+                last = again
+    if codebook is not None:
+        found = check_codebook(codebook, smap)
+        if problems:
+            # parts of the codebook were left out, so example checks are not trustworthy
+            found = [p for p in found if p.rule != "bad-example"]
+        if directory is not None:
+            tp = _template_problem(codebook, smap, directory)
+            if tp is not None:
+                found.append(tp)
+        roots = [p.path for p in problems if p.path]
+        problems += [p for p in found if not _under(p.path, roots)]
     if strict:
         problems = [Problem(p.file, p.line, p.col, p.path, p.message, "error", p.rule)
                     for p in problems]
-    errors = [p for p in problems if p.severity == "error"]
-    if errors:
+    problems.sort(key=_sort_key)
+    if codebook is None or any(p.severity == "error" for p in problems):
         raise CodebookError(problems)
-    return LoadedCodebook(codebook, file, None, problems)
+    return LoadedCodebook(codebook, file, directory, problems)
 
 
 def load_codebook_file(path: str | Path, *, strict: bool = False) -> LoadedCodebook:
@@ -117,11 +351,11 @@ def load_codebook_file(path: str | Path, *, strict: bool = False) -> LoadedCodeb
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise CodebookError([Problem(str(p), line, None, "", "the file is not UTF-8 text; save "
-                                     "it as UTF-8")]) from None
-    loaded = parse_codebook(text, str(p), strict=strict)
-    loaded.directory = p.resolve().parent
-    return loaded
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise CodebookError([Problem(
+            str(p), line, col, "", f"the file is not UTF-8 text (byte 0x{raw[exc.start]:02X} "
+            "here is not UTF-8); save it as UTF-8 (in most editors: 'Save with encoding')")]) from None
+    return parse_codebook(text, str(p), strict=strict, directory=p.resolve().parent)
 
 
 def load_codebook(name_or_path: str | Path, *, strict: bool = False) -> LoadedCodebook:
@@ -149,3 +383,7 @@ def load_codebook(name_or_path: str | Path, *, strict: bool = False) -> LoadedCo
         raise UsageError(f"no codebook file or registered codebook named '{name_or_path}'; "
                          f"registered: {known} (see 'vsdcoder codebook list')")
     return load_codebook_file(entry.path, strict=strict)
+
+
+__all__ = ["CodebookError", "LoadedCodebook", "format_path", "load_codebook",
+           "load_codebook_file", "parse_codebook"]

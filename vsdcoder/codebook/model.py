@@ -22,6 +22,31 @@ _IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
 _CODE_NAME = re.compile(r"^[^\s].*[^\s]$|^[^\s]$")
 _COLOR = re.compile(r"^#(?:[0-9A-Fa-f]{6}|[0-9A-Fa-f]{3})$")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+_HEX = r"[0-9A-Fa-f]"
+_GUID = re.compile(rf"^(\{{)?{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}(?(1)\}})$")
+#: Attribute names of pydantic models; a dimension with such a name would break its answer model.
+_MODEL_ATTRIBUTES = frozenset(
+    n for n in (*dir(BaseModel), *dir(type(BaseModel))) if not n.startswith("_")
+)
+
+
+def _check_guid(v: str | None) -> str | None:
+    if v is not None and not _GUID.match(v):
+        raise ValueError("a guid is a UUID such as '7b2a3c1e-4f5d-4e6a-9b8c-0d1e2f3a4b5c' "
+                         "(REFI-QDA needs this form); fix it or remove it to get one generated")
+    return v
+
+
+class ShapeError(ValueError):
+    """Problems found by a model validator, each tied to one key of the model.
+
+    The loader reports each item at the position of its key (``dimensions[0].max_codes``)
+    rather than at the start of the model.
+    """
+
+    def __init__(self, items: list[tuple[str | None, str]]):
+        self.items = items
+        super().__init__("; ".join(msg for _, msg in items))
 
 
 class Strict(BaseModel):
@@ -71,6 +96,11 @@ class Code(Strict):
         if v is not None and not _COLOR.match(v):
             raise ValueError("a colour is written '#RRGGBB' or '#RGB', e.g. '#1f77b4'")
         return v
+
+    @field_validator("guid")
+    @classmethod
+    def _guid_shape(cls, v: str | None) -> str | None:
+        return _check_guid(v)
 
     @field_validator("include", "exclude", mode="before")
     @classmethod
@@ -142,8 +172,9 @@ class Dimension(Strict):
                 "a dimension name must be lower_snake_case (letters, digits, '_'), "
                 "starting with a letter, e.g. 'support_type'"
             )
-        if v in RESERVED_NAMES:
-            raise ValueError(f"'{v}' is reserved; choose another dimension name")
+        if v in RESERVED_NAMES or v in _MODEL_ATTRIBUTES:
+            raise ValueError(f"'{v}' is reserved (it names a field or method of the answer); "
+                             f"choose another dimension name, e.g. '{v}_code'")
         return v
 
     @field_validator("none", "other", mode="before")
@@ -157,17 +188,28 @@ class Dimension(Strict):
 
     @model_validator(mode="after")
     def _shape(self) -> Dimension:
+        problems: list[tuple[str, str]] = []
         if self.type == "text":
-            if self.codes or self.none or self.other:
-                raise ValueError("a 'text' dimension takes no codes, 'none' or 'other'")
+            for key in ("codes", "none", "other"):
+                if getattr(self, key):
+                    problems.append((key, f"a 'text' dimension is answered in free text and takes "
+                                          f"no '{key}'; remove '{key}', or use type 'single' or "
+                                          "'multi'"))
         elif not self.codes:
-            raise ValueError(f"a '{self.type}' dimension needs a list of 'codes'")
+            problems.append(("codes", f"a '{self.type}' dimension needs a list of 'codes'; add "
+                                      "them, or use 'type: text' for a free-text answer"))
         if self.max_codes is not None and self.type != "multi":
-            raise ValueError("'max_codes' only applies to type 'multi'")
+            problems.append(("max_codes", f"'max_codes' only applies to type 'multi', not "
+                                          f"'{self.type}'; remove it or set 'type: multi'"))
         if self.type == "ordinal" and self.other:
-            raise ValueError("an 'ordinal' dimension cannot have 'other' (it has no rank)")
+            problems.append(("other", "an 'ordinal' dimension cannot have 'other' (a free-text "
+                                      "code has no rank on the scale); remove it or use type "
+                                      "'single'"))
         if self.type == "ordinal" and any(c.codes for c in self.codes):
-            raise ValueError("an 'ordinal' dimension's codes cannot be nested")
+            problems.append(("codes", "an 'ordinal' dimension's codes cannot be nested (they form "
+                                      "one ordered scale); flatten them or use type 'single'"))
+        if problems:
+            raise ShapeError(problems)
         return self
 
     def all_codes(self) -> list[Code]:
@@ -228,7 +270,8 @@ class Relevance(Strict):
     @model_validator(mode="after")
     def _not_empty(self) -> Relevance:
         if not self.include and not self.exclude:
-            raise ValueError("a relevance gate needs 'include' or 'exclude' criteria")
+            raise ValueError("a relevance gate needs 'include' or 'exclude' criteria; add them, "
+                             "or remove 'relevance' to code every text")
         return self
 
 
@@ -265,6 +308,11 @@ class CodeSet(Strict):
     description: str | None = None
     guid: str | None = None
     codes: list[str] = Field(default_factory=list)
+
+    @field_validator("guid")
+    @classmethod
+    def _guid_shape(cls, v: str | None) -> str | None:
+        return _check_guid(v)
 
 
 class Codebook(Strict):
@@ -322,7 +370,8 @@ class Codebook(Strict):
         if self.unit == "segment" and self.segment is None:
             self.segment = SegmentRules()
         if self.unit == "document" and self.segment is not None:
-            raise ValueError("'segment' rules only apply with 'unit: segment'")
+            raise ShapeError([("segment", "'segment' rules only apply with 'unit: segment'; set "
+                                          "'unit: segment' or remove 'segment'")])
         return self
 
     def dimension(self, name: str) -> Dimension:

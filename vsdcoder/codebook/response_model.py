@@ -2,7 +2,8 @@
 
 - ``single``/``ordinal`` -> ``Literal[code names]`` (ordinal keeps the codebook order),
   nullable when not required, gated or behind a relevance gate;
-- ``multi`` -> ``list[Literal[...]]`` with unique items;
+- ``multi`` -> ``list[Literal[...]]`` with unique items (nullable like the others; null is
+  read as ``[]``);
 - ``text`` -> ``str``;
 - a dimension with "Other (term)" codes gets a ``<name>_specify`` text field;
 - ``unit: document`` -> one object (``relevant`` first when there is a relevance gate, then
@@ -30,14 +31,20 @@ from pydantic import (
     model_validator,
 )
 
-from vsdcoder.codebook.answers import check_codes, check_dimension_value, check_quote
+from vsdcoder.codebook.answers import (
+    AnswerRulesError,
+    FieldMessage,
+    check_codes,
+    check_dimension_value,
+    check_quote,
+)
 from vsdcoder.codebook.model import SPECIFY_SUFFIX, Codebook, Dimension
 
 
 class AnswerBase(BaseModel):
     """Base of generated answer models: unknown keys are rejected."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 
 def _class_name(name: str, suffix: str) -> str:
@@ -67,21 +74,26 @@ def _may_be_empty(codebook: Codebook, dim: Dimension) -> bool:
 def _dimension_fields(codebook: Codebook) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for dim in codebook.dimensions:
-        check = BeforeValidator(lambda v, _d=dim: check_dimension_value(_d, v))
-        desc = _describe(dim)
         nullable = _may_be_empty(codebook, dim)
+        check = BeforeValidator(lambda v, _d=dim, _n=nullable: check_dimension_value(_d, v, _n))
+        desc = _describe(dim)
         if dim.type == "text":
             typ: Any = str
         else:
             typ = Literal[tuple(dim.codable_names())]  # type: ignore[misc]
         if dim.type == "multi":
-            lim = {"max_length": dim.max_codes} if dim.max_codes else {}
-            field_type: Any = Annotated[list[typ], check]
-            fields[dim.name] = (field_type, Field(description=desc, json_schema_extra={"uniqueItems": True}, **lim))
-        elif nullable:
-            fields[dim.name] = (Annotated[Optional[typ], check], Field(description=desc))  # noqa: UP045
+            # uniqueness and max_codes are checked with the other codebook rules (so that a
+            # re-ask lists every problem at once); the schema states them for the model
+            extra: dict[str, Any] = {"uniqueItems": True}
+            if dim.max_codes:
+                extra["maxItems"] = dim.max_codes
+            typ = list[typ]
+        if nullable:
+            fields[dim.name] = (Annotated[Optional[typ], check],  # noqa: UP045
+                                Field(description=desc, json_schema_extra=_array_extra(dim)))
         else:
-            fields[dim.name] = (Annotated[typ, check], Field(description=desc))
+            fields[dim.name] = (Annotated[typ, check],
+                                Field(description=desc, json_schema_extra=_array_extra(dim)))
         spec = dim.specify_names()
         if spec:
             fields[dim.name + SPECIFY_SUFFIX] = (
@@ -90,6 +102,22 @@ def _dimension_fields(codebook: Codebook) -> dict[str, Any]:
                                   f"{' or '.join(spec)}; otherwise null."),
             )
     return fields
+
+
+def _array_extra(dim: Dimension) -> Any:
+    """Schema keywords for a multi-code dimension, placed on its array (nullable or not)."""
+    if dim.type != "multi":
+        return None
+    extra: dict[str, Any] = {"uniqueItems": True}
+    if dim.max_codes:
+        extra["maxItems"] = dim.max_codes
+
+    def add(schema: dict[str, Any]) -> None:
+        for option in schema.get("anyOf", [schema]):
+            if option.get("type") == "array":
+                option.update(extra)
+
+    return add
 
 
 def build_response_model(codebook: Codebook) -> type[BaseModel]:
@@ -122,17 +150,17 @@ def _document_model(codebook: Codebook) -> type[BaseModel]:
         if gated and not values["relevant"]:
             given = [d.name for d in codebook.dimensions if values.get(d.name) not in (None, [], "")]
             if given:
-                raise ValueError(
+                raise AnswerRulesError([FieldMessage(
                     "the text is marked not relevant, so it gets no codes: set "
                     + ", ".join(f"'{g}'" for g in given) + " to null (or empty), or set "
-                    "'relevant' to true if it meets the inclusion criteria"
-                )
+                    "'relevant' to true if it meets the inclusion criteria", "relevant")])
             return self
         errors = check_codes(codebook, values)
         if ev.quote:
-            errors += check_quote(codebook, values.get("quote"), text)
+            if not _lenient(info):
+                errors += check_quote(codebook, values.get("quote"), text)
         if errors:
-            raise ValueError(_join(errors))
+            raise AnswerRulesError(errors)
         return self
 
     return create_model(  # type: ignore[call-overload,no-any-return]
@@ -158,9 +186,11 @@ def _segment_model(codebook: Codebook) -> type[BaseModel]:
     def _validate_record(self: BaseModel, info: ValidationInfo) -> BaseModel:
         values = self.__dict__
         text = (info.context or {}).get("text") if info else None
-        errors = check_codes(codebook, values) + check_quote(codebook, values.get("quote"), text)
+        errors = check_codes(codebook, values)
+        if not _lenient(info):
+            errors += check_quote(codebook, values.get("quote"), text)
         if errors:
-            raise ValueError(_join(errors))
+            raise AnswerRulesError(errors)
         return self
 
     record = create_model(  # type: ignore[call-overload]
@@ -170,14 +200,24 @@ def _segment_model(codebook: Codebook) -> type[BaseModel]:
         __validators__={"codebook_rules": model_validator(mode="after")(_validate_record)},
         **fields,
     )
-    lim = {"max_length": rules.max_records} if rules.max_records else {}
+    extra = {"maxItems": rules.max_records} if rules.max_records else None
+
+    def _validate_answer(self: BaseModel) -> BaseModel:
+        n = len(self.__dict__["records"])
+        if rules.max_records and n > rules.max_records:
+            raise AnswerRulesError([
+                f"give at most {rules.max_records} {rules.record_label}s, got {n}; keep the "
+                "ones the text supports best"])
+        return self
+
     return create_model(  # type: ignore[call-overload,no-any-return]
         _class_name(codebook.name, "Answer"),
         __base__=AnswerBase,
         __doc__=codebook.title or codebook.name,
+        __validators__={"codebook_rules": model_validator(mode="after")(_validate_answer)},
         records=(list[record], Field(  # type: ignore[valid-type]
             description=f"One entry per distinct {rules.record_label}; an empty list when the "
-                        "text is not relevant", **lim)),
+                        "text is not relevant", json_schema_extra=extra)),
     )
 
 
@@ -185,7 +225,11 @@ def _quote_desc(n: int) -> str:
     return f"A passage of at least {n} word{'s' if n != 1 else ''} copied verbatim from the text"
 
 
-def _join(errors: list[str]) -> str:
-    if len(errors) == 1:
-        return errors[0]
-    return " | ".join(f"({i}) {e}" for i, e in enumerate(errors, 1))
+def _lenient(info: ValidationInfo | None) -> bool:
+    """Whether quote checks are skipped (validation context ``{"quotes": "lenient"}``).
+
+    The coder uses this to keep the codes of an answer whose quote still failed after the
+    re-asks; it then records the quote as not verified.
+    """
+    ctx = (info.context if info else None) or {}
+    return ctx.get("quotes") == "lenient"

@@ -8,6 +8,7 @@ e.g. ``("dimensions", 2, "codes", 5, "definition") -> (41, 19)``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,73 +73,204 @@ def format_path(path: Path) -> str:
 
 
 class YamlSourceError(Exception):
-    """The file is not valid YAML (or not a mapping); carries its problems."""
+    """The file is not valid YAML (or not a mapping); carries its problems.
 
-    def __init__(self, problems: list[Problem]):
+    ``data`` and ``smap`` are set when the problems did not stop the document from being built
+    (duplicate keys, refused tags, non-text keys): the caller may go on checking ``data``, where
+    the offending entries are left out, and report everything at once.
+    """
+
+    def __init__(self, problems: list[Problem], data: Any = None,
+                 smap: SourceMap | None = None):
         super().__init__("\n".join(str(p) for p in problems))
         self.problems = problems
+        self.data = data
+        self.smap = smap
+
+
+_STANDARD_TAGS = {
+    "map": "tag:yaml.org,2002:map",
+    "seq": "tag:yaml.org,2002:seq",
+}
+
+
+def _short_tag(tag: str) -> str:
+    return "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org,") else tag
+
+
+def _syntax_message(exc: yaml.MarkedYAMLError) -> tuple[yaml.Mark | None, str]:
+    """Where a YAML syntax error is and what the author should do about it."""
+    problem = str(exc.problem or exc)
+    context = str(exc.context or "")
+    mark = exc.problem_mark or exc.context_mark
+    ctx_mark = exc.context_mark
+    ctx_line = f"line {ctx_mark.line + 1}" if ctx_mark is not None else "above"
+    if "quoted scalar" in context and "end of stream" in problem and ctx_mark is not None:
+        return ctx_mark, ("a quoted value opened here is never closed; add the closing quote "
+                          "(\" or ') on the same value")
+    if "'\\t'" in problem or "\t" in problem:
+        return mark, ("a tab character is not allowed for indentation in YAML; indent with "
+                      "spaces only")
+    if problem.startswith("mapping values are not allowed"):
+        return mark, ("a 'key: value' is not allowed here; align this line's indentation with "
+                      "its sibling keys, or put the value in quotes if it contains ': '")
+    if "cannot start any token" in problem:
+        ch = re.search(r"found character (\S+)", problem)
+        what = ch.group(1) if ch else "this character"
+        return mark, (f"a plain value cannot start with {what}; put the value in quotes")
+    if "flow sequence" in context:
+        return mark, (f"the '[' list opened at {ctx_line} is not closed ({problem}); add the "
+                      "missing ',' or ']'")
+    if "flow mapping" in context:
+        return mark, (f"the '{{' mapping opened at {ctx_line} is not closed ({problem}); add the "
+                      "missing ',' or '}'")
+    if problem.startswith(("expected <block end>", "did not find expected key",
+                           "did not find expected '-'")):
+        return mark, (f"the indentation here does not match the block that starts at {ctx_line} "
+                      f"({problem}); indent sibling keys and list items by the same number of "
+                      "spaces")
+    if "undefined alias" in problem:
+        return mark, (f"{problem}; define the anchor ('&name') before using the alias "
+                      "('*name'), or write the value out")
+    msg = f"not valid YAML: {problem}"
+    if context:
+        msg += f" ({context}{' at ' + ctx_line if ctx_mark is not None else ''})"
+    return mark, msg + "; check indentation and quoting there"
 
 
 def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
     """Parse ``text`` safely and return ``(data, source_map)``.
 
+    Only plain YAML is accepted: mappings, lists, and scalars with standard tags. Python tags
+    (``!!python/object``) and any other custom tag are refused, never constructed.
+
     Raises:
-        YamlSourceError: on a syntax error, duplicate keys or a non-string key; every
-            duplicate key is reported, not just the first.
+        YamlSourceError: on a syntax error, duplicate keys, a refused tag or a non-text key;
+            every duplicate key and refused tag is reported, not just the first.
     """
     smap = SourceMap(file)
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        raise YamlSourceError([_reader_problem(exc, text, file)]) from None
     try:
         try:
             node = loader.get_single_node()
         except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
+            mark, msg = _syntax_message(exc)
             line = mark.line + 1 if mark else None
             col = mark.column + 1 if mark else None
-            msg = f"not valid YAML: {exc.problem or exc}"
-            if exc.context:
-                msg += f" ({exc.context})"
-            raise YamlSourceError(
-                [Problem(file, line, col, "", msg + "; check indentation and quoting there")]
-            ) from None
-        except yaml.YAMLError as exc:  # e.g. a reader error on a control character
+            raise YamlSourceError([Problem(file, line, col, "", msg)]) from None
+        except yaml.reader.ReaderError as exc:
+            raise YamlSourceError([_reader_problem(exc, text, file)]) from None
+        except yaml.YAMLError as exc:
             raise YamlSourceError([Problem(file, None, None, "", f"not valid YAML: {exc}")]) from None
         if node is None:
-            raise YamlSourceError([Problem(file, 1, 1, "", "the file is empty; a codebook is a YAML mapping")])
+            raise YamlSourceError([Problem(
+                file, 1, 1, "", "the file is empty; a codebook is a YAML mapping with at least "
+                "'name' and 'dimensions' (see docs/codebook.md)")])
         problems: list[Problem] = []
         data = _build(loader, node, (), smap, problems)
     finally:
         loader.dispose()
     if problems:
-        raise YamlSourceError(problems)
+        raise YamlSourceError(problems, data, smap)
     return data, smap
+
+
+def _reader_problem(exc: yaml.reader.ReaderError, text: str, file: str) -> Problem:
+    pos = exc.position if isinstance(exc.position, int) else 0
+    before = text[:pos]
+    line = before.count("\n") + 1
+    col = pos - (before.rfind("\n") + 1) + 1
+    return Problem(file, line, col, "", f"the file contains the control character "
+                   f"U+{exc.character:04X}, which YAML does not allow; delete it (it is often a "
+                   "leftover of copying from a PDF or a word processor)")
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _refuse_tag(node: yaml.Node, path: Path, smap: SourceMap, problems: list[Problem]) -> None:
+    line, col = _mark(node)
+    problems.append(Problem(
+        smap.file, line, col, format_path(path),
+        f"the tag '{_short_tag(node.tag)}' is not allowed: codebooks are read as plain, safe YAML "
+        "and tags that create program objects are refused; remove the tag and write plain text, "
+        "lists and mappings"))
 
 
 def _build(loader: yaml.SafeLoader, node: yaml.Node, path: Path, smap: SourceMap,
            problems: list[Problem]) -> Any:
-    smap.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    smap.marks[path] = _mark(node)
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)
+        if node.tag != _STANDARD_TAGS["map"]:
+            _refuse_tag(node, path, smap, problems)
+            return _REFUSED
+        try:
+            loader.flatten_mapping(node)
+        except yaml.MarkedYAMLError as exc:
+            line, col = _mark(node)
+            problems.append(Problem(smap.file, line, col, format_path(path),
+                                    f"cannot merge keys here ({exc.problem}); '<<' takes a "
+                                    "mapping or a list of mappings"))
+            return _REFUSED
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            if not isinstance(key, str):
+            key_path = path
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag.startswith(
+                    "tag:yaml.org,2002:") and key_node.tag != "tag:yaml.org,2002:str":
+                raw = key_node.value
+                key = loader.construct_object(key_node, deep=True)
+                line, col = _mark(key_node)
+                problems.append(Problem(
+                    smap.file, line, col, format_path((*path, str(raw))),
+                    f"the key '{raw}' is read by YAML as {type(key).__name__} {key!r}, not as "
+                    f"text; put it in quotes: '\"{raw}\":'"))
+                key = str(raw)
+            elif isinstance(key_node, yaml.ScalarNode) and key_node.tag == "tag:yaml.org,2002:str":
+                key = key_node.value
+            else:
+                line, col = _mark(key_node)
+                problems.append(Problem(
+                    smap.file, line, col, format_path(path),
+                    "a key must be plain text (not a list, a mapping or a tagged value); "
+                    "rewrite it as 'name: value'"))
+                continue
+            key_path = (*path, key)
+            if key in out or key_path in smap.marks:
                 problems.append(Problem(
                     file=smap.file, line=key_node.start_mark.line + 1,
-                    col=key_node.start_mark.column + 1, path=format_path(path),
-                    message=f"key {key!r} is not text; quote it (e.g. '{key}:' -> '\"{key}\":')",
-                ))
-                key = str(key)
-            if key in out:
-                problems.append(Problem(
-                    file=smap.file, line=key_node.start_mark.line + 1,
-                    col=key_node.start_mark.column + 1, path=format_path(path + (key,)),
-                    message=f"duplicate key '{key}' (first at line {smap.marks[path + (key,)][0]}); "
+                    col=key_node.start_mark.column + 1, path=format_path(key_path),
+                    message=f"duplicate key '{key}' (first at line {smap.marks[key_path][0]}); "
                             "YAML would silently keep only the last one: remove or rename one",
                 ))
                 continue
-            out[key] = _build(loader, value_node, path + (key,), smap, problems)
+            value = _build(loader, value_node, key_path, smap, problems)
+            if value is not _REFUSED:
+                out[key] = value
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_build(loader, item, path + (i,), smap, problems) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+        if node.tag != _STANDARD_TAGS["seq"]:
+            _refuse_tag(node, path, smap, problems)
+            return _REFUSED
+        items = [_build(loader, item, (*path, i), smap, problems)
+                 for i, item in enumerate(node.value)]
+        # a refused item stays as None so that later items keep their index (and position)
+        return [None if x is _REFUSED else x for x in items]
+    try:
+        return loader.construct_object(node, deep=True)
+    except yaml.constructor.ConstructorError:
+        _refuse_tag(node, path, smap, problems)
+        return _REFUSED
+
+
+class _Refused:
+    """Stands for a value that was refused (left out of the built data)."""
+
+    def __repr__(self) -> str:
+        return "<refused>"
+
+
+_REFUSED: Any = _Refused()

@@ -1,0 +1,1 @@
+"""The coding engine: coder (instructor over LiteLLM), embedded model, cache, runner."""

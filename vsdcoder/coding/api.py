@@ -1,0 +1,102 @@
+"""``vsdcoder.code(...)``: the coding engine from Python or a notebook."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from vsdcoder.coding.coder import ModelSettings
+from vsdcoder.coding.providers import EMBEDDED_MODEL, choose_mode
+from vsdcoder.coding.runner import CodeConfig, RunSummary, run_coding
+from vsdcoder.data.read import DataSpec
+
+
+def code(
+    data: str | Path,
+    codebook: str | Path,
+    *,
+    model: str | None = None,
+    out: str | Path | None = None,
+    id_col: str = "id",
+    text_col: str = "text",
+    context_cols: Sequence[str] = (),
+    meta_cols: Sequence[str] = (),
+    encoding: str = "utf-8-sig",
+    dedupe: bool = False,
+    api_base: str | None = None,
+    api_key: str | None = None,
+    mode: str | None = None,
+    temperature: float = 0.0,
+    seed: int | None = None,
+    max_tokens: int | None = None,
+    timeout: float = 120.0,
+    max_retries: int = 2,
+    http_retries: int = 6,
+    concurrency: int = 8,
+    rpm: float | None = None,
+    tpm: float | None = None,
+    retry_failed: bool = False,
+    cache: bool = True,
+    cache_dir: str | Path | None = None,
+    dry_run: bool = False,
+    limit: int | None = None,
+    sample: int | None = None,
+    sample_seed: int = 0,
+    budget: float | None = None,
+    store_text: bool = True,
+    progress: bool = False,
+) -> RunSummary:
+    """Code every unit of a data file with a codebook and a model.
+
+    Args:
+        data: CSV, TSV, JSONL, Parquet or Excel file.
+        codebook: A codebook YAML path or a registered codebook name.
+        model: Any LiteLLM model string; default ``$VSDCODER_MODEL`` or the embedded
+            ``local/smollm2``.
+        out: Run directory; reusing one resumes the run (codes only what is missing).
+        id_col: Column with unique unit ids.
+        text_col: Column with the text to code.
+        context_cols: Columns shown to the model as context, not coded.
+        meta_cols: Columns carried into the output.
+        encoding: Text encoding of CSV/TSV/JSONL files.
+        dedupe: Code identical texts once; later copies are recorded as duplicates.
+        api_base: Endpoint of an OpenAI-compatible or local server.
+        api_key: Key for the provider (else LiteLLM reads ``<PROVIDER>_API_KEY``); never stored.
+        mode: Instructor mode (tools, json_schema, json, md_json); default from a capability table.
+        temperature: Sampling temperature (0 for reproducibility).
+        seed: Sampling seed, where the provider supports one.
+        max_tokens: Answer length limit.
+        timeout: Seconds per request.
+        max_retries: Re-asks after an invalid answer.
+        http_retries: Retries of 429/5xx/timeouts, with backoff and Retry-After.
+        concurrency: Requests in flight at once.
+        rpm: Requests-per-minute limit.
+        tpm: Estimated tokens-per-minute limit.
+        retry_failed: Also retry units that failed in earlier sessions of this run.
+        cache: Use the response cache (identical requests are not paid twice).
+        cache_dir: Cache location (default ``$VSDCODER_CACHE_DIR`` or the user cache dir).
+        dry_run: Only report the first prompt, the number of calls, tokens and cost.
+        limit: Code at most this many units (the first ones).
+        sample: Code a simple random sample of this many units.
+        sample_seed: Seed of the sample.
+        budget: Stop before spending more than this many US dollars.
+        store_text: Keep raw texts in run.db (False keeps them out).
+        progress: Show a progress bar.
+
+    Returns:
+        A :class:`~vsdcoder.coding.runner.RunSummary` with the run directory and counts.
+    """
+    model = model or os.environ.get("VSDCODER_MODEL") or EMBEDDED_MODEL
+    settings = ModelSettings(
+        model=model, api_base=api_base, api_key=api_key, mode=choose_mode(model, mode),
+        temperature=temperature, seed=seed, max_tokens=max_tokens, timeout=timeout,
+        max_retries=max_retries, http_retries=http_retries)
+    spec = DataSpec(Path(data), id_col, text_col, tuple(context_cols), tuple(meta_cols), encoding, dedupe)
+    cfg = CodeConfig(
+        data=spec, codebook=codebook, settings=settings, out=Path(out) if out else None,
+        concurrency=concurrency, rpm=rpm, tpm=tpm, retry_failed=retry_failed, use_cache=cache,
+        cache_dir=Path(cache_dir) if cache_dir else None, dry_run=dry_run, limit=limit,
+        sample=sample, sample_seed=sample_seed, budget=budget, store_text=store_text,
+        progress=progress)
+    return run_coding(cfg)

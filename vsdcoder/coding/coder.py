@@ -1,0 +1,438 @@
+"""Code one unit with a model: instructor over LiteLLM, with re-asks, HTTP retries, cache and logs.
+
+- Validation failures (unknown code, gate broken, quote not verbatim...) are sent back to the
+  model with the codebook's own message and re-asked (``max_retries`` re-asks, instructor).
+- Transient HTTP failures (429, 5xx, timeouts, connection errors) are retried with
+  exponential backoff and jitter, honouring ``Retry-After`` (tenacity), without a re-ask.
+- Every request (including cache hits and failed HTTP attempts) is logged as a :class:`CallLog`.
+- When re-asks run out and the only remaining problem is the quote, the answer is kept and
+  flagged ``quote_verified: false``; anything else is a failure with its reason. An answer is
+  never coerced into a code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from vsdcoder.codebook.compile import CompiledCodebook, answer_errors
+from vsdcoder.codebook.model import SPECIFY_SUFFIX
+from vsdcoder.data.read import Unit
+from vsdcoder.evidence import count_words, find_quote
+from vsdcoder.store.rundb import CallLog, UnitResult
+
+#: Request parameters never logged or cached (secrets).
+SECRET_KEYS = ("api_key", "aws_secret_access_key", "aws_access_key_id", "aws_session_token",
+               "azure_ad_token", "vertex_credentials", "extra_headers", "headers")
+
+
+@dataclass
+class ModelSettings:
+    """Which model to call and how."""
+
+    model: str
+    api_base: str | None = None
+    api_key: str | None = None  # passed through to LiteLLM only; never logged or stored
+    mode: str = "tools"
+    temperature: float = 0.0
+    seed: int | None = None
+    max_tokens: int | None = None
+    timeout: float = 120.0
+    max_retries: int = 2
+    http_retries: int = 6
+    backoff_base: float = 1.0
+    backoff_max: float = 60.0
+
+    def public(self) -> dict[str, Any]:
+        """Settings safe to write to the manifest (no key)."""
+        return {"model": self.model, "api_base": self.api_base, "mode": self.mode,
+                "temperature": self.temperature, "seed": self.seed, "max_tokens": self.max_tokens,
+                "timeout": self.timeout, "max_retries": self.max_retries,
+                "http_retries": self.http_retries}
+
+
+class BudgetExceeded(Exception):
+    """The next call would go over ``--budget``."""
+
+
+class _Probe(Exception):
+    """Raised inside a probe call to capture the request instructor would send."""
+
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+@dataclass
+class _UnitLog:
+    calls: list[CallLog] = field(default_factory=list)
+    attempt: int = 0
+    probe: bool = False
+
+
+_current: contextvars.ContextVar[_UnitLog] = contextvars.ContextVar("vsdcoder_unit_log")
+
+
+def _public_request(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in kwargs.items() if k not in SECRET_KEYS}
+
+
+def _retry_after(exc: Exception) -> float | None:
+    """Seconds the server asked us to wait (Retry-After header), if any."""
+    headers = None
+    resp = getattr(exc, "response", None)
+    if resp is not None:
+        headers = getattr(resp, "headers", None)
+    headers = headers or getattr(exc, "litellm_response_headers", None) or {}
+    try:
+        value = headers.get("retry-after") or headers.get("Retry-After")
+    except AttributeError:
+        return None
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+def is_transient(exc: Exception) -> bool:
+    """429, 5xx, timeouts and connection errors are worth retrying; the rest are not."""
+    import litellm
+
+    transient = (litellm.RateLimitError, litellm.Timeout, litellm.APIConnectionError,
+                 litellm.InternalServerError, litellm.ServiceUnavailableError)
+    if isinstance(exc, transient):
+        return True
+    status = getattr(exc, "status_code", None)
+    return isinstance(status, int) and (status == 429 or status >= 500)
+
+
+def _usage(resp: Any) -> tuple[int, int, int]:
+    u = getattr(resp, "usage", None)
+    if u is None:
+        return 0, 0, 0
+    pin = int(getattr(u, "prompt_tokens", 0) or 0)
+    pout = int(getattr(u, "completion_tokens", 0) or 0)
+    details = getattr(u, "prompt_tokens_details", None)
+    cached = int(getattr(details, "cached_tokens", 0) or 0) if details else 0
+    return pin, pout, cached
+
+
+def _cost(resp: Any) -> float | None:
+    hidden = getattr(resp, "_hidden_params", None) or {}
+    c = hidden.get("response_cost")
+    if c is not None:
+        return float(c)
+    try:
+        import litellm
+
+        return float(litellm.completion_cost(completion_response=resp))
+    except Exception:
+        return None
+
+
+def extract_json(resp: Any) -> str | None:
+    """The JSON text of an answer: the first tool call's arguments, else the message content."""
+    try:
+        msg = resp.choices[0].message
+    except (AttributeError, IndexError):
+        return None
+    calls = getattr(msg, "tool_calls", None)
+    if calls:
+        return calls[0].function.arguments
+    content = getattr(msg, "content", None)
+    if not content:
+        return None
+    m = re.search(r"```(?:json)?\s*(.*?)```", content, re.S)
+    if m:
+        return m.group(1)
+    start, end = content.find("{"), content.rfind("}")
+    return content[start:end + 1] if start >= 0 and end > start else content
+
+
+class LLMCoder:
+    """Codes units with one model and one compiled codebook.
+
+    Args:
+        compiled: The compiled codebook.
+        settings: Model and retry settings.
+        cache: A :class:`~vsdcoder.coding.cache.ResponseCache`, or None to bypass it.
+        limiter: Optional rate limiter with ``async acquire(tokens)``.
+        budget: Optional object with ``check(estimated_cost)`` / ``add(cost)``.
+    """
+
+    def __init__(self, compiled: CompiledCodebook, settings: ModelSettings, cache=None,
+                 limiter=None, budget=None):
+        import instructor
+        import litellm
+
+        from vsdcoder.coding.providers import instructor_mode
+
+        if settings.model.startswith("local/"):
+            from vsdcoder.coding.local import register_with_litellm
+
+            register_with_litellm()
+        self.compiled = compiled
+        self.settings = settings
+        self.cache = cache
+        self.limiter = limiter
+        self.budget = budget
+        self._litellm = litellm
+        quiet_libraries()
+        self.client = instructor.from_litellm(self._complete, mode=instructor_mode(settings.mode))
+        self.client.on("parse:error", self._on_parse_error)
+
+    # -- one HTTP request (or cache hit), with transient retries ---------------------------
+    async def _complete(self, **kwargs: Any) -> Any:
+        from vsdcoder.coding.cache import request_key
+
+        log = _current.get()
+        log.attempt += 1
+        public = _public_request(kwargs)
+        key = request_key(public)
+        if log.probe:
+            raise _Probe(key)
+        if self.cache is not None:
+            hit = self.cache.get(key)
+            if hit is not None:
+                resp = self._litellm.ModelResponse(**hit)
+                pin, pout, cached = _usage(resp)
+                log.calls.append(CallLog(attempt=log.attempt, started=time.time(),
+                                         model=self.settings.model, request=public, response=hit,
+                                         latency=0.0, tokens_in=pin, tokens_out=pout,
+                                         cached_tokens=cached, cost=0.0, cache_hit=True))
+                return resp
+        s = self.settings
+        for http_try in range(s.http_retries + 1):
+            if self.budget is not None:
+                self.budget.check()
+            if self.limiter is not None:
+                await self.limiter.acquire(kwargs)
+            started = time.time()
+            t0 = time.perf_counter()
+            call = CallLog(attempt=log.attempt, started=started, model=s.model, request=public)
+            try:
+                resp = await self._litellm.acompletion(
+                    **kwargs, api_base=s.api_base, api_key=s.api_key, timeout=s.timeout,
+                    num_retries=0, max_retries=0)
+            except Exception as exc:
+                call.latency = time.perf_counter() - t0
+                call.status = "http_error"
+                call.errors = [f"{type(exc).__name__}: {str(exc)[:500]}"]
+                log.calls.append(call)
+                if not is_transient(exc) or http_try == s.http_retries:
+                    raise
+                wait = _retry_after(exc)
+                if wait is None:
+                    wait = min(s.backoff_max, s.backoff_base * 2 ** http_try)
+                    wait = random.uniform(wait / 2, wait)  # jitter
+                await asyncio.sleep(min(wait, s.backoff_max))
+                continue
+            call.latency = time.perf_counter() - t0
+            call.response = resp.model_dump(mode="json")
+            call.tokens_in, call.tokens_out, call.cached_tokens = _usage(resp)
+            call.cost = _cost(resp)
+            log.calls.append(call)
+            if self.budget is not None and call.cost:
+                self.budget.add(call.cost)
+            if self.cache is not None:
+                self.cache.put(key, s.model, call.response)
+            return resp
+        raise RuntimeError("unreachable")  # pragma: no cover
+
+    def _on_parse_error(self, error: Exception, *args: Any, **kwargs: Any) -> None:
+        log = _current.get(None)
+        if log and log.calls:
+            log.calls[-1].errors = answer_errors(error)
+            log.calls[-1].status = "invalid"
+
+    def _params(self) -> dict[str, Any]:
+        s = self.settings
+        params: dict[str, Any] = {"temperature": s.temperature}
+        if s.seed is not None:
+            params["seed"] = s.seed
+        if s.max_tokens is not None:
+            params["max_tokens"] = s.max_tokens
+        return params
+
+    def first_request_key(self, unit: Unit) -> str:
+        """Cache key of the first request for ``unit``, exactly as instructor would build it."""
+        log = _UnitLog(probe=True)
+        token = _current.set(log)
+        try:
+            asyncio.run(self.client.chat.completions.create(
+                model=self.settings.model, messages=self.compiled.messages(unit.text, unit.context),
+                response_model=self.compiled.response_model, max_retries=0,
+                context={"text": unit.text}, **self._params()))
+        except _Probe as p:
+            return p.key
+        except Exception as exc:
+            cause = exc.__cause__
+            if isinstance(cause, _Probe):
+                return cause.key
+            raise
+        finally:
+            _current.reset(token)
+        raise RuntimeError("probe did not reach the model call")
+
+    # -- one unit ------------------------------------------------------------------------
+    async def code(self, unit: Unit, send_text: str | None = None,
+                   send_context: str | None = None) -> UnitResult:
+        """Code ``unit``; never raises for model or provider failures (they become ``failed``).
+
+        Args:
+            unit: The unit.
+            send_text: The text actually sent (e.g. redacted); defaults to ``unit.text``.
+            send_context: The context actually sent; defaults to ``unit.context``.
+        """
+        log = _UnitLog()
+        token = _current.set(log)
+        text = unit.text if send_text is None else send_text
+        context = unit.context if send_context is None else send_context
+        s = self.settings
+        params = self._params()
+        res = UnitResult(id=unit.id, row=unit.row, status="failed", text=unit.text,
+                         context=unit.context, meta=unit.meta)
+        try:
+            obj = await self.client.chat.completions.create(
+                model=s.model, messages=self.compiled.messages(text, context),
+                response_model=self.compiled.response_model, max_retries=s.max_retries,
+                context={"text": text}, **params)
+            if log.calls:
+                log.calls[-1].parsed = obj.model_dump(mode="json")
+            res.status = "coded"
+            res.result, res.quote_verified = self.result_from_answer(obj.model_dump(mode="json"), text)
+        except BudgetExceeded:
+            raise
+        except Exception as exc:
+            self._fail_or_keep(exc, res, text)
+        finally:
+            _current.reset(token)
+        res.calls = log.calls
+        res.attempts = max((c.attempt for c in log.calls), default=0)
+        res.tokens_in = sum(c.tokens_in for c in log.calls)
+        res.tokens_out = sum(c.tokens_out for c in log.calls)
+        res.cost = sum(c.cost or 0.0 for c in log.calls)
+        res.cached = bool(log.calls) and all(c.cache_hit for c in log.calls)
+        return res
+
+    def _fail_or_keep(self, exc: Exception, res: UnitResult, text: str) -> None:
+        from instructor.core.exceptions import IncompleteOutputException, InstructorRetryException
+        from pydantic import ValidationError
+
+        cause = exc.__cause__ if isinstance(exc, InstructorRetryException) else None
+        if isinstance(cause, BudgetExceeded):
+            raise cause
+        if isinstance(exc, IncompleteOutputException) or isinstance(cause, IncompleteOutputException):
+            res.error = ("the answer was cut off (finish_reason=length); raise --max-tokens")
+            return
+        if cause is not None and not isinstance(cause, (ValidationError, ValueError)):
+            exc = cause  # a provider error surfaced through instructor
+        if isinstance(exc, InstructorRetryException):
+            last = exc.last_completion
+            raw = extract_json(last) if last is not None else None
+            errors = answer_errors(exc.__cause__) if exc.__cause__ else [str(exc)]
+            if raw is not None:
+                try:
+                    obj = self.compiled.response_model.model_validate_json(
+                        raw, context={"text": text, "quotes": "lenient"})
+                except Exception as exc2:
+                    errors = answer_errors(exc2)
+                else:
+                    res.status = "coded"
+                    res.result, res.quote_verified = self.result_from_answer(
+                        obj.model_dump(mode="json"), text)
+                    res.error = "quote not verified after re-asks: " + "; ".join(
+                        self._last_errors() or errors)[:2000]
+                    return
+            res.error = "invalid answer after re-asks: " + "; ".join(errors)[:2000]
+            return
+        res.error = f"{type(exc).__name__}: {str(exc)[:1000]}"
+
+    def _last_errors(self) -> list[str]:
+        log = _current.get(None)
+        if log:
+            for c in reversed(log.calls):
+                if c.errors:
+                    return c.errors
+        return []
+
+    # -- answer -> stored result --------------------------------------------------------
+    def result_from_answer(self, answer: dict[str, Any], text: str) -> tuple[dict[str, Any], bool]:
+        """Stored result of a valid answer, and whether every quote was verified."""
+        cb = self.compiled.codebook
+        min_words = cb.quote_min_words
+
+        def evidence(quote: str | None) -> dict[str, Any]:
+            if not quote:
+                return {"quote": None, "start": None, "end": None, "quote_verified": None}
+            span = find_quote(text, quote)
+            ok = span is not None and count_words(quote) >= min_words
+            return {"quote": quote, "start": span[0] if span else None,
+                    "end": span[1] if span else None, "quote_verified": ok}
+
+        def codes(values: dict[str, Any]) -> dict[str, Any]:
+            out = {}
+            for d in cb.dimensions:
+                out[d.name] = values.get(d.name)
+                if d.specify_names():
+                    out[d.name + SPECIFY_SUFFIX] = values.get(d.name + SPECIFY_SUFFIX)
+            return out
+
+        if cb.unit == "segment":
+            records = []
+            for rec in answer.get("records", []):
+                ev = evidence(rec.get("quote"))
+                r = {"quote": ev["quote"], "start": ev["start"], "end": ev["end"],
+                     "quote_verified": ev["quote_verified"], "codes": codes(rec)}
+                if cb.evidence.rationale:
+                    r["rationale"] = rec.get("rationale")
+                records.append(r)
+            verified = all(r["quote_verified"] for r in records)
+            return {"records": records}, verified
+        result: dict[str, Any] = {}
+        if cb.relevance is not None:
+            result["relevant"] = answer.get("relevant")
+        result["codes"] = codes(answer)
+        if cb.evidence.quote:
+            ev = evidence(answer.get("quote"))
+            result["evidence"] = ev
+            verified = ev["quote_verified"] is not False
+        else:
+            verified = True
+        if cb.evidence.rationale:
+            result["rationale"] = answer.get("rationale")
+        return result, verified
+
+
+def quiet_libraries() -> None:
+    """Keep instructor's and LiteLLM's own log lines off the researcher's terminal.
+
+    Every attempt and error is recorded in run.db instead.
+    """
+    import logging
+
+    import litellm
+
+    litellm.suppress_debug_info = True
+    for name in ("instructor", "LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx"):
+        lg = logging.getLogger(name)
+        lg.setLevel(logging.CRITICAL)
+        lg.propagate = False
+
+
+def dump_json(obj: Any) -> str:
+    """Compact JSON for logs."""
+    return json.dumps(obj, ensure_ascii=False, default=str)

@@ -1,0 +1,415 @@
+"""Run a codebook over a data file: bounded concurrency, rate limits, budget, resume, progress.
+
+Units stream from the file through a bounded queue to ``concurrency`` workers; each finished
+unit is committed to ``run.db`` at once, so stopping (Ctrl-C, budget, kill -9) loses at most
+the units in flight, and the same command with the same ``--out`` codes only what is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vsdcoder.coding.coder import BudgetExceeded, LLMCoder, ModelSettings
+from vsdcoder.data.read import DataSpec, Skip, Unit, UnitReader, file_hash, sample_units
+from vsdcoder.errors import UsageError
+from vsdcoder.store.rundb import RunDB, UnitResult
+
+
+@dataclass
+class CodeConfig:
+    """Everything a coding run needs (the CLI and :func:`vsdcoder.code` build one)."""
+
+    data: DataSpec
+    codebook: str | Path
+    settings: ModelSettings
+    out: Path | None = None
+    concurrency: int = 8
+    rpm: float | None = None
+    tpm: float | None = None
+    retry_failed: bool = False
+    use_cache: bool = True
+    cache_dir: Path | None = None
+    dry_run: bool = False
+    limit: int | None = None
+    sample: int | None = None
+    sample_seed: int = 0
+    budget: float | None = None
+    store_text: bool = True
+    progress: bool = True
+    argv: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunSummary:
+    """What a run did; ``status`` is finished, interrupted, budget or dry-run."""
+
+    run_dir: Path | None
+    status: str
+    counts: dict[str, int] = field(default_factory=dict)
+    totals: dict[str, Any] = field(default_factory=dict)
+    coded_this_session: int = 0
+    elapsed: float = 0.0
+    dry_run: dict[str, Any] | None = None
+
+
+class Budget:
+    """A hard spending limit: no call starts once spent + the expected cost of a call > limit."""
+
+    def __init__(self, limit: float | None, spent: float = 0.0):
+        self.limit = limit
+        self.spent = spent
+        self.calls = 0
+
+    def check(self) -> None:
+        """Raise :class:`BudgetExceeded` if the next call could cross the limit."""
+        if self.limit is None:
+            return
+        expected = self.spent / self.calls if self.calls else 0.0
+        if self.spent + expected > self.limit:
+            raise BudgetExceeded(f"budget ${self.limit:.4f} reached (spent ${self.spent:.4f})")
+
+    def add(self, cost: float) -> None:
+        """Record the cost of a finished call."""
+        self.spent += cost
+        self.calls += 1
+
+
+class RateLimiter:
+    """Requests-per-minute and estimated tokens-per-minute limits (aiolimiter leaky buckets)."""
+
+    def __init__(self, rpm: float | None, tpm: float | None):
+        from aiolimiter import AsyncLimiter
+
+        self.rpm = AsyncLimiter(rpm, 60) if rpm else None
+        self.tpm = AsyncLimiter(tpm, 60) if tpm else None
+        self.tpm_max = tpm
+
+    async def acquire(self, kwargs: dict[str, Any]) -> None:
+        """Wait until one more request (of its estimated token size) is allowed."""
+        if self.rpm:
+            await self.rpm.acquire()
+        if self.tpm:
+            chars = sum(len(str(m.get("content") or "")) for m in kwargs.get("messages", []))
+            tokens = min(float(self.tpm_max or 1), max(1.0, chars / 4 + (kwargs.get("max_tokens") or 256)))
+            await self.tpm.acquire(tokens)
+
+
+def default_run_dir(codebook: str, model: str) -> Path:
+    """``runs/<codebook>-<model>-<UTC time>``."""
+    slug = "".join(ch if ch.isalnum() or ch in "-._" else "-" for ch in f"{codebook}-{model}")
+    return Path("runs") / f"{slug}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+
+
+def _lock(run_dir: Path):
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(run_dir / ".lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise UsageError(f"{run_dir} is in use by another vsdcoder process; wait for it to "
+                         "finish or use another --out") from None
+    return lock
+
+
+def _check_writable(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"{run_dir}: cannot write the run directory ({exc.strerror}); "
+                         "choose another --out or free disk space") from None
+
+
+def _units(cfg: CodeConfig, reader: UnitReader) -> Iterator[Unit]:
+    it: Iterator[Unit] = iter(reader)
+    if cfg.sample:
+        it = iter(sample_units(it, cfg.sample, cfg.sample_seed))
+    if cfg.limit is not None:
+        def limited(src: Iterator[Unit], n: int) -> Iterator[Unit]:
+            for i, u in enumerate(src):
+                if i >= n:
+                    return
+                yield u
+        it = limited(it, cfg.limit)
+    return it
+
+
+def run_coding(cfg: CodeConfig) -> RunSummary:
+    """Code every unit of ``cfg.data`` (see module docs); returns a summary.
+
+    Raises:
+        UsageError: bad data, codebook, options, or a run directory in use / incompatible.
+    """
+    from vsdcoder.codebook.compile import compile_codebook
+    from vsdcoder.codebook.load import load_codebook
+    from vsdcoder.store import manifest as mf
+
+    loaded = load_codebook(cfg.codebook)
+    compiled = compile_codebook(loaded.codebook,
+                                search=[loaded.directory] if loaded.directory else None)
+    if cfg.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    if cfg.settings.model.startswith("local/"):
+        cfg.concurrency = 1  # one llama.cpp context in this process
+    data_hash = file_hash(cfg.data.path) if cfg.data.path.exists() else None
+    if data_hash is None:
+        raise UsageError(f"{cfg.data.path}: no such data file")
+
+    cache = None
+    if cfg.use_cache:
+        from vsdcoder.coding.cache import ResponseCache
+
+        cache = ResponseCache(cfg.cache_dir)
+
+    if cfg.dry_run:
+        return _dry_run(cfg, compiled, cache)
+
+    run_dir = cfg.out or default_run_dir(loaded.codebook.name, cfg.settings.model)
+    _check_writable(run_dir)
+    lock = _lock(run_dir)
+    try:
+        prior = mf.read(run_dir)
+        if prior is not None:
+            mf.check_compatible(prior, compiled, cfg, data_hash)
+        db = RunDB(run_dir / "run.db")
+        try:
+            return _run(cfg, compiled, loaded, db, run_dir, cache, data_hash, prior)
+        finally:
+            db.close()
+    finally:
+        lock.release()
+        if cache is not None:
+            cache.close()
+
+
+def _run(cfg, compiled, loaded, db: RunDB, run_dir: Path, cache, data_hash: str,
+         prior: dict[str, Any] | None) -> RunSummary:
+    from vsdcoder.store import manifest as mf
+    from vsdcoder.store.exports import write_exports
+
+    session = db.start_session(cfg.argv)
+    started = time.time()
+    manifest = mf.build(cfg, compiled, loaded, data_hash, run_dir, prior)
+    mf.write(run_dir, manifest)
+
+    done = db.done_ids(cfg.retry_failed)
+    reader = UnitReader(cfg.data)
+    # a first streaming pass counts the work for the progress bar (and validates the file
+    # before any call is paid for)
+    todo = sum(1 for u in _units(cfg, reader) if u.id not in done)
+    for skip in reader.skips:
+        _save_skip(db, skip, session, cfg.store_text)
+
+    budget = Budget(cfg.budget, 0.0)
+    limiter = RateLimiter(cfg.rpm, cfg.tpm) if (cfg.rpm or cfg.tpm) else None
+    coder = LLMCoder(compiled, cfg.settings, cache=cache, limiter=limiter, budget=budget)
+    status = "finished"
+    coded = 0
+    progress = _Progress(todo, cfg.progress)
+    try:
+        coded, status = asyncio.run(_work(cfg, coder, db, session, done, progress))
+    except KeyboardInterrupt:
+        status = "interrupted"
+    finally:
+        progress.close()
+        db.end_session(session, status)
+        write_exports(db, run_dir, compiled.codebook, list(cfg.data.meta_cols))
+        manifest = mf.finish(manifest, db, status, started)
+        mf.write(run_dir, manifest)
+    return RunSummary(run_dir, status, db.counts(), db.totals(), coded, time.time() - started)
+
+
+def _save_skip(db: RunDB, skip: Skip, session: int, store_text: bool) -> None:
+    status = "duplicate" if skip.duplicate_of else "skipped"
+    db.save(UnitResult(id=skip.id, row=skip.row, status=status, error=skip.reason,
+                       duplicate_of=skip.duplicate_of), session, store_text)
+
+
+async def _work(cfg: CodeConfig, coder: LLMCoder, db: RunDB, session: int, done: set[str],
+                progress: _Progress) -> tuple[int, str]:
+    queue: asyncio.Queue[Unit | None] = asyncio.Queue(maxsize=cfg.concurrency * 2)
+    stop = asyncio.Event()
+    state = {"status": "finished", "coded": 0}
+    loop = asyncio.get_running_loop()
+    tasks: list[asyncio.Task] = []
+
+    def on_sigint() -> None:
+        if state["status"] == "finished":
+            state["status"] = "interrupted"
+            stop.set()
+            for t in tasks:
+                t.cancel()
+
+    installed = False
+    if sys.platform != "win32":
+        try:
+            loop.add_signal_handler(signal.SIGINT, on_sigint)
+            installed = True
+        except (RuntimeError, ValueError):  # not the main thread
+            pass
+
+    async def produce() -> None:
+        reader = UnitReader(cfg.data)
+        try:
+            for unit in _units(cfg, reader):
+                if stop.is_set():
+                    break
+                if unit.id in done:
+                    continue
+                await queue.put(unit)
+        finally:
+            for _ in range(cfg.concurrency):
+                await queue.put(None)
+
+    async def work() -> None:
+        while True:
+            unit = await queue.get()
+            if unit is None or stop.is_set():
+                return
+            try:
+                res = await coder.code(unit)
+            except BudgetExceeded:
+                if state["status"] == "finished":
+                    state["status"] = "budget"
+                stop.set()
+                return
+            db.save(res, session, cfg.store_text)
+            state["coded"] += 1
+            progress.advance(res)
+
+    producer = asyncio.create_task(produce())
+    tasks = [asyncio.create_task(work()) for _ in range(cfg.concurrency)]
+    try:
+        await asyncio.gather(*tasks, return_exceptions=False)
+    except asyncio.CancelledError:
+        pass
+    finally:
+        stop.set()
+        producer.cancel()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(producer, *tasks, return_exceptions=True)
+        if installed:
+            loop.remove_signal_handler(signal.SIGINT)
+    return state["coded"], state["status"]
+
+
+class _Progress:
+    """A rich progress bar: units, units/s, ETA, tokens, cost and failures."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total = total
+        self.tokens = 0
+        self.cost = 0.0
+        self.failed = 0
+        self.unverified = 0
+        self.bar = None
+        if enabled and total:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress(
+                TextColumn("coding"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+                transient=False, redirect_stdout=False, redirect_stderr=False,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task("coding", total=total, rate="", info="")
+            self.t0 = time.perf_counter()
+            self.n = 0
+
+    def advance(self, res: UnitResult) -> None:
+        """Count one finished unit."""
+        self.tokens += res.tokens_in + res.tokens_out
+        self.cost += res.cost
+        self.failed += res.status == "failed"
+        self.unverified += res.quote_verified is False
+        if self.bar is not None:
+            self.n += 1
+            rate = self.n / max(1e-9, time.perf_counter() - self.t0)
+            info = f"{self.tokens:,} tok  ${self.cost:.4f}  {self.failed} failed"
+            if self.unverified:
+                info += f"  {self.unverified} quote unverified"
+            self.bar.update(self.task, advance=1, rate=f"{rate:.2f} u/s", info=info)
+
+    def close(self) -> None:
+        """Stop drawing."""
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _dry_run(cfg: CodeConfig, compiled, cache) -> RunSummary:
+    """Prompt of the first unit, number of calls, estimated tokens and cost of uncached calls."""
+    reader = UnitReader(cfg.data)
+    done: set[str] = set()
+    if cfg.out and (cfg.out / "run.db").exists():
+        db = RunDB(cfg.out / "run.db")
+        done = db.done_ids(cfg.retry_failed)
+        db.close()
+    coder = LLMCoder(compiled, cfg.settings, cache=None)
+    first: Unit | None = None
+    n_calls = 0
+    n_cached = 0
+    tokens_in = 0
+    sys_tokens = _count_tokens(cfg.settings.model, compiled.system)
+    for unit in _units(cfg, reader):
+        if unit.id in done:
+            continue
+        first = first or unit
+        n_calls += 1
+        if cache is not None and cache.contains(coder.first_request_key(unit)):
+            n_cached += 1
+            continue
+        tokens_in += sys_tokens + len(compiled.user_message(unit.text, unit.context)) // 4
+    est_out = 150 * (n_calls - n_cached)
+    cost = _estimate_cost(cfg.settings.model, tokens_in, est_out)
+    info = {
+        "first_unit": first.id if first else None,
+        "messages": compiled.messages(first.text, first.context) if first else [],
+        "calls": n_calls, "cached_calls": n_cached, "uncached_calls": n_calls - n_cached,
+        "estimated_input_tokens": tokens_in, "estimated_output_tokens": est_out,
+        "estimated_cost_usd": cost, "skipped_rows": len(reader.skips),
+        "model": cfg.settings.model,
+    }
+    return RunSummary(cfg.out, "dry-run", dry_run=info)
+
+
+def _count_tokens(model: str, text: str) -> int:
+    try:
+        import litellm
+
+        return int(litellm.token_counter(model=model, text=text))
+    except Exception:
+        return len(text) // 4
+
+
+def _estimate_cost(model: str, tokens_in: int, tokens_out: int) -> float | None:
+    if model.startswith("local/"):
+        return 0.0
+    try:
+        import litellm
+
+        pin, pout = litellm.cost_per_token(model=model, prompt_tokens=tokens_in,
+                                           completion_tokens=tokens_out)
+        return round(pin + pout, 6)
+    except Exception:
+        return None  # price unknown to LiteLLM
+
+

@@ -1,0 +1,1 @@
+"""Reading data files into units to code."""

@@ -1,0 +1,1 @@
+"""The run directory: manifest, SQLite call log, codes.jsonl/csv."""

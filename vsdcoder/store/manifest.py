@@ -1,0 +1,115 @@
+"""``manifest.json``: what was asked of which model, on which data, with what result and cost.
+
+Written atomically at the start of every session and again at its end, so a run directory
+describes itself at any moment. Never contains an API key.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from vsdcoder.errors import UsageError
+
+FORMAT = 1
+_PACKAGES = ("vsdcoder", "litellm", "instructor", "pydantic", "openai", "jinja2", "llama-cpp-python")
+
+
+def versions() -> dict[str, str | None]:
+    """Versions of Python and the libraries a run depends on."""
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for p in _PACKAGES:
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            out[p] = None
+    return out
+
+
+def read(run_dir: Path) -> dict[str, Any] | None:
+    """The manifest of ``run_dir``, or None for a new directory."""
+    p = run_dir / "manifest.json"
+    if not p.exists():
+        return None
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{p}: unreadable manifest ({exc}); use another --out") from None
+
+
+def write(run_dir: Path, manifest: dict[str, Any]) -> None:
+    """Write the manifest atomically."""
+    from vsdcoder.store.exports import atomic_write
+
+    atomic_write(run_dir / "manifest.json",
+                 lambda f: f.write(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"))
+
+
+def check_compatible(prior: dict[str, Any], compiled, cfg, data_hash: str) -> None:
+    """Refuse to resume a run with another codebook, prompt or model."""
+    problems = []
+    if prior.get("codebook", {}).get("hash") != compiled.codebook_hash:
+        problems.append("the codebook changed")
+    if prior.get("prompt", {}).get("hash") != compiled.hash:
+        problems.append("the compiled prompt changed (codebook or template)")
+    if prior.get("model", {}).get("model") != cfg.settings.model:
+        problems.append(f"the model changed ({prior.get('model', {}).get('model')} -> "
+                        f"{cfg.settings.model})")
+    if problems:
+        raise UsageError(f"{cfg.out}: cannot resume this run: " + "; ".join(problems)
+                         + ". Resume with the same codebook and model, or use a new --out.")
+
+
+def build(cfg, compiled, loaded, data_hash: str, run_dir: Path,
+          prior: dict[str, Any] | None) -> dict[str, Any]:
+    """The manifest at the start of a session."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    cb = compiled.codebook
+    d = cfg.data
+    sessions = list((prior or {}).get("sessions", []))
+    sessions.append({"started": now, "ended": None, "status": "running", "data_hash": data_hash,
+                     "argv": cfg.argv})
+    return {
+        "format": FORMAT,
+        "status": "running",
+        "created": (prior or {}).get("created", now),
+        "updated": now,
+        "codebook": {"name": cb.name, "version": cb.version, "hash": compiled.codebook_hash,
+                     "source": loaded.source, "template": compiled.template},
+        "prompt": {"hash": compiled.hash, "messages_hash": compiled.prompt_hash,
+                   "schema_hash": compiled.schema_hash},
+        "data": {"path": str(d.path), "hash": data_hash, "id_col": d.id_col, "text_col": d.text_col,
+                 "context_cols": list(d.context_cols), "meta_cols": list(d.meta_cols),
+                 "dedupe": d.dedupe, "limit": cfg.limit, "sample": cfg.sample,
+                 "sample_seed": cfg.sample_seed if cfg.sample else None},
+        "model": cfg.settings.public(),
+        "run": {"concurrency": cfg.concurrency, "rpm": cfg.rpm, "tpm": cfg.tpm,
+                "cache": cfg.use_cache, "budget_usd": cfg.budget, "store_text": cfg.store_text,
+                "retry_failed": cfg.retry_failed},
+        "versions": versions(),
+        "sessions": sessions,
+    }
+
+
+def finish(manifest: dict[str, Any], db, status: str, started: float) -> dict[str, Any]:
+    """The manifest at the end of a session: counts, tokens, cost, served model versions."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    m = dict(manifest)
+    m["status"] = status
+    m["updated"] = now
+    m["sessions"][-1].update(ended=now, status=status, seconds=round(time.time() - started, 3))
+    m["counts"] = db.counts()
+    totals = db.totals()
+    m["tokens"] = {"input": totals["tokens_in"], "output": totals["tokens_out"],
+                   "cached_input": totals["cached_tokens"]}
+    m["calls"] = {"total": totals["calls"], "cache_hits": totals["cache_hits"]}
+    m["cost_usd"] = totals["cost_usd"]
+    m["units_quote_unverified"] = totals["units_quote_unverified"]
+    served = [r[0] for r in db.db.execute(
+        "SELECT DISTINCT json_extract(response, '$.model') FROM calls WHERE response IS NOT NULL")]
+    m["model"] = dict(m["model"], served_models=sorted(s for s in served if s))
+    return m

@@ -1,0 +1,230 @@
+"""The run database (``run.db``): every unit's result and every model call, crash-safe.
+
+SQLite in WAL mode. A unit's result and all its calls are written in one transaction when the
+unit finishes, so a ``kill -9`` loses at most the units in flight and never leaves half a unit.
+The ``units`` table has the unit id as primary key: a unit is stored exactly once (a retry of a
+failed unit replaces its row). Schema changes are append-only migrations (``m001_...``), as in
+simonw/llm.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = []
+migration = MIGRATIONS.append
+
+
+@migration
+def m001_initial(db: sqlite3.Connection) -> None:
+    """Units, calls and sessions."""
+    _script(db, """
+        CREATE TABLE sessions (
+            id INTEGER PRIMARY KEY, started REAL, ended REAL, status TEXT, argv TEXT
+        );
+        CREATE TABLE units (
+            id TEXT PRIMARY KEY, row INTEGER, status TEXT NOT NULL, result TEXT, error TEXT,
+            attempts INTEGER, quote_verified INTEGER, tokens_in INTEGER, tokens_out INTEGER,
+            cost REAL, cached INTEGER, session INTEGER, finished REAL, text TEXT, context TEXT,
+            meta TEXT, duplicate_of TEXT, redactions TEXT
+        );
+        CREATE INDEX units_row ON units(row);
+        CREATE TABLE calls (
+            id INTEGER PRIMARY KEY, unit_id TEXT, attempt INTEGER, session INTEGER,
+            started REAL, latency REAL, model TEXT, request TEXT, response TEXT,
+            parsed TEXT, errors TEXT, tokens_in INTEGER, tokens_out INTEGER,
+            cached_tokens INTEGER, cost REAL, cache_hit INTEGER, status TEXT, redactions TEXT
+        );
+        CREATE INDEX calls_unit ON calls(unit_id);
+        """)
+
+
+def _script(db: sqlite3.Connection, script: str) -> None:
+    """Run statements one by one (executescript would commit the migration's transaction)."""
+    for stmt in script.split(";"):
+        if stmt.strip():
+            db.execute(stmt)
+
+
+@dataclass
+class CallLog:
+    """One request to the model (or the cache) for one unit."""
+
+    attempt: int
+    started: float
+    model: str
+    request: dict[str, Any]
+    response: dict[str, Any] | None = None
+    parsed: Any = None
+    errors: list[str] = field(default_factory=list)
+    latency: float | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cached_tokens: int = 0
+    cost: float | None = None
+    cache_hit: bool = False
+    status: str = "ok"
+    redactions: dict[str, int] | None = None
+
+
+@dataclass
+class UnitResult:
+    """The outcome of coding one unit."""
+
+    id: str
+    row: int
+    status: str  # coded | failed | skipped | duplicate
+    result: Any = None
+    error: str | None = None
+    attempts: int = 0
+    quote_verified: bool | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: float = 0.0
+    cached: bool = False
+    text: str | None = None
+    context: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    duplicate_of: str | None = None
+    redactions: dict[str, int] | None = None
+    calls: list[CallLog] = field(default_factory=list)
+
+
+def _dumps(obj: Any) -> str | None:
+    return None if obj is None else json.dumps(obj, ensure_ascii=False, default=str)
+
+
+class RunDB:
+    """Open (creating or migrating) the run database of a run directory."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                  check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA busy_timeout=30000")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        db = self.db
+        db.execute("CREATE TABLE IF NOT EXISTS _vsdcoder_migrations (name TEXT PRIMARY KEY, applied REAL)")
+        done = {r[0] for r in db.execute("SELECT name FROM _vsdcoder_migrations")}
+        for fn in MIGRATIONS:
+            if fn.__name__ not in done:
+                db.execute("BEGIN")
+                try:
+                    fn(db)
+                    db.execute("INSERT INTO _vsdcoder_migrations VALUES (?, ?)", (fn.__name__, time.time()))
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+
+    def close(self) -> None:
+        """Checkpoint the WAL and close."""
+        try:
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            self.db.close()
+
+    def start_session(self, argv: list[str]) -> int:
+        """Record the start of a (possibly resumed) coding session; returns its id."""
+        cur = self.db.execute("INSERT INTO sessions(started, status, argv) VALUES (?, 'running', ?)",
+                              (time.time(), _dumps(argv)))
+        return int(cur.lastrowid or 0)
+
+    def end_session(self, session: int, status: str) -> None:
+        """Record how a session ended (finished, interrupted, budget, failed)."""
+        self.db.execute("UPDATE sessions SET ended=?, status=? WHERE id=?", (time.time(), status, session))
+
+    def done_ids(self, retry_failed: bool = False) -> set[str]:
+        """Ids that need no more work: coded/skipped/duplicate, and failed unless retrying."""
+        statuses = ("coded", "skipped", "duplicate") + (() if retry_failed else ("failed",))
+        q = f"SELECT id FROM units WHERE status IN ({','.join('?' * len(statuses))})"
+        return {r[0] for r in self.db.execute(q, statuses)}
+
+    def save(self, res: UnitResult, session: int, store_text: bool = True) -> None:
+        """Write a unit's result and its calls in one transaction."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("DELETE FROM calls WHERE unit_id=? AND session=?", (res.id, session))
+            for c in res.calls:
+                db.execute(
+                    "INSERT INTO calls(unit_id, attempt, session, started, latency, model, request,"
+                    " response, parsed, errors, tokens_in, tokens_out, cached_tokens, cost,"
+                    " cache_hit, status, redactions) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (res.id, c.attempt, session, c.started, c.latency, c.model,
+                     _dumps(c.request if store_text else _strip_request(c.request)),
+                     _dumps(c.response if store_text else None), _dumps(c.parsed),
+                     _dumps(c.errors), c.tokens_in, c.tokens_out, c.cached_tokens, c.cost,
+                     int(c.cache_hit), c.status, _dumps(c.redactions)),
+                )
+            db.execute(
+                "INSERT OR REPLACE INTO units(id, row, status, result, error, attempts,"
+                " quote_verified, tokens_in, tokens_out, cost, cached, session, finished, text,"
+                " context, meta, duplicate_of, redactions) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (res.id, res.row, res.status, _dumps(res.result), res.error, res.attempts,
+                 None if res.quote_verified is None else int(res.quote_verified),
+                 res.tokens_in, res.tokens_out, res.cost, int(res.cached), session, time.time(),
+                 res.text if store_text else None, res.context if store_text else None,
+                 _dumps(res.meta), res.duplicate_of, _dumps(res.redactions)),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def counts(self) -> dict[str, int]:
+        """Number of units per status."""
+        return {s: n for s, n in self.db.execute("SELECT status, COUNT(*) FROM units GROUP BY status")}
+
+    def totals(self) -> dict[str, Any]:
+        """Tokens, cost and calls summed over every call of the run."""
+        r = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(tokens_in),0), COALESCE(SUM(tokens_out),0),"
+            " COALESCE(SUM(cached_tokens),0), COALESCE(SUM(cost),0), COALESCE(SUM(cache_hit),0)"
+            " FROM calls").fetchone()
+        unverified = self.db.execute(
+            "SELECT COUNT(*) FROM units WHERE quote_verified = 0").fetchone()[0]
+        return {"calls": r[0], "tokens_in": r[1], "tokens_out": r[2], "cached_tokens": r[3],
+                "cost_usd": round(r[4], 6), "cache_hits": r[5], "units_quote_unverified": unverified}
+
+    def iter_units(self) -> Iterator[dict[str, Any]]:
+        """Every stored unit in file order, as dicts with parsed JSON fields."""
+        cur = self.db.execute(
+            "SELECT id, row, status, result, error, attempts, quote_verified, meta, duplicate_of,"
+            " tokens_in, tokens_out, cost, cached FROM units ORDER BY row")
+        for r in cur:
+            yield {
+                "id": r[0], "row": r[1], "status": r[2],
+                "result": json.loads(r[3]) if r[3] else None, "error": r[4], "attempts": r[5],
+                "quote_verified": None if r[6] is None else bool(r[6]),
+                "meta": json.loads(r[7]) if r[7] else {}, "duplicate_of": r[8],
+                "tokens_in": r[9], "tokens_out": r[10], "cost": r[11], "cached": bool(r[12]),
+            }
+
+    def purge_texts(self) -> int:
+        """Remove stored texts, contexts, requests and responses; returns units touched."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        n = db.execute("UPDATE units SET text=NULL, context=NULL").rowcount
+        db.execute("UPDATE calls SET request=NULL, response=NULL")
+        db.execute("COMMIT")
+        db.execute("VACUUM")
+        return n
+
+
+def _strip_request(req: dict[str, Any]) -> dict[str, Any]:
+    out = dict(req)
+    if "messages" in out:
+        out["messages"] = [{"role": m.get("role"), "content": "[not stored: --no-store-text]"}
+                           for m in out["messages"]]
+    return out

@@ -1,0 +1,1 @@
+"""Test utilities (a scripted OpenAI-compatible server). Never used by vsdcoder itself."""

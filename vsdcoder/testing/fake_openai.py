@@ -1,0 +1,171 @@
+"""A scripted OpenAI-compatible server on 127.0.0.1, for tests and benchmarks only.
+
+It answers ``POST /v1/chat/completions`` with whatever a *responder* function returns, so a
+test can script correct answers, invalid JSON, wrong codes, non-verbatim quotes, 429s with
+``Retry-After``, 500s and slow answers, and drive the real LiteLLM -> instructor path over
+HTTP. It is never used by vsdcoder itself.
+
+    with FakeOpenAI(responder) as server:
+        vsdcoder.code(..., model="openai/fake", api_base=server.url)
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Reply:
+    """What the server sends back: a JSON body (or raw text), a status, headers and a delay."""
+
+    body: Any = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    raw: str | None = None
+
+
+def user_text(request: dict[str, Any]) -> str:
+    """The text of the first user message (the unit being coded)."""
+    for m in request.get("messages", []):
+        if m.get("role") == "user":
+            c = m.get("content")
+            return c if isinstance(c, str) else json.dumps(c)
+    return ""
+
+
+def unit_text(request: dict[str, Any]) -> str:
+    """The unit's text inside vsdcoder's user message (between the triple quotes)."""
+    u = user_text(request)
+    marker = 'Text to code:\n"""\n'
+    if marker in u:
+        return u.split(marker, 1)[1].rsplit('\n"""', 1)[0]
+    return u
+
+
+def attempt_number(request: dict[str, Any]) -> int:
+    """1 for a first ask; 2+ when the conversation carries re-ask messages."""
+    return 1 + sum(1 for m in request.get("messages", [])[2:] if m.get("role") in ("user", "tool"))
+
+
+def completion(request: dict[str, Any], answer: Any, *, prompt_tokens: int = 100,
+               completion_tokens: int = 20, cached_tokens: int = 0) -> dict[str, Any]:
+    """A chat completion carrying ``answer`` the way the request asked for it.
+
+    With ``tools`` in the request (instructor TOOLS mode) the answer is a tool call to the first
+    tool; otherwise it is the message content. ``answer`` may be a dict (dumped as JSON) or a
+    string sent as is (e.g. invalid JSON).
+    """
+    content = answer if isinstance(answer, str) else json.dumps(answer)
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    finish = "stop"
+    tools = request.get("tools")
+    if tools:
+        name = tools[0]["function"]["name"]
+        message = {"role": "assistant", "content": None, "tool_calls": [{
+            "id": f"call_{abs(hash(content)) % 10**8}", "type": "function",
+            "function": {"name": name, "arguments": content}}]}
+        finish = "tool_calls"
+    usage: dict[str, Any] = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                             "total_tokens": prompt_tokens + completion_tokens}
+    if cached_tokens:
+        usage["prompt_tokens_details"] = {"cached_tokens": cached_tokens}
+    return {
+        "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
+        "model": request.get("model", "fake"),
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": usage,
+    }
+
+
+Responder = Callable[[dict[str, Any], "FakeOpenAI"], Reply]
+
+
+class FakeOpenAI:
+    """Serve a responder on an ephemeral 127.0.0.1 port in a background thread."""
+
+    def __init__(self, responder: Responder, host: str = "127.0.0.1", port: int = 0):
+        self.responder = responder
+        self.requests: list[dict[str, Any]] = []
+        self.hits: Counter[str] = Counter()
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _send(self, reply: Reply) -> None:
+                if reply.delay:
+                    time.sleep(reply.delay)
+                data = (reply.raw if reply.raw is not None else json.dumps(reply.body)).encode()
+                try:
+                    self.send_response(reply.status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    for k, v in reply.headers.items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def do_GET(self) -> None:
+                if self.path.rstrip("/").endswith("/models"):
+                    self._send(Reply({"object": "list", "data": [{"id": "fake", "object": "model"}]}))
+                else:
+                    self._send(Reply({"error": {"message": "not found"}}, 404))
+
+            def do_POST(self) -> None:
+                n = int(self.headers.get("Content-Length") or 0)
+                try:
+                    req = json.loads(self.rfile.read(n) or b"{}")
+                except json.JSONDecodeError:
+                    self._send(Reply({"error": {"message": "bad json"}}, 400))
+                    return
+                req["_path"] = self.path
+                req["_auth"] = self.headers.get("Authorization", "")
+                with server.lock:
+                    server.requests.append(req)
+                    server.hits[unit_text(req)] += 1
+                try:
+                    reply = server.responder(req, server)
+                except Exception as exc:  # a broken script shows up as a 500 with the reason
+                    reply = Reply({"error": {"message": f"responder failed: {exc!r}"}}, 500)
+                self._send(reply)
+
+        self._httpd = ThreadingHTTPServer((host, port), Handler)
+        self._httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL to pass as ``api_base`` (ends in ``/v1``)."""
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def start(self) -> FakeOpenAI:
+        """Start serving in a daemon thread."""
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> FakeOpenAI:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
