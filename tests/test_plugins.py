@@ -371,3 +371,61 @@ def test_in_process_plugin_adds_command_once(monkeypatch, capsys):
     assert capsys.readouterr().out.count(" ping ") == 1
     info = {p["name"]: p for p in plugins.list_plugins()}["cmdplug"]
     assert info["distribution"] == "(unknown)"
+
+
+# --- the quick look for installed plugins, which lets --help skip importlib.metadata ----------
+
+def test_quick_scan_for_entry_points(tmp_path, monkeypatch):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    others = tmp_path / "others"
+    others.mkdir()
+    info = others / "something-1.0.dist-info"
+    info.mkdir()
+    (info / "entry_points.txt").write_text("[console_scripts]\nsomething = x:main\n")
+    (others / "noentry-2.0.dist-info").mkdir()
+
+    monkeypatch.setattr(sys, "path", [str(empty), str(others), str(tmp_path / "missing")])
+    assert plugins._maybe_has_entry_points() is False
+
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    make_dist(ours, "vsdcoder-fake-scan", "scan", "vsdcoder_fake_scan", "")
+    monkeypatch.setattr(sys, "path", [str(empty), str(ours)])
+    assert plugins._maybe_has_entry_points() is True
+
+    egg = tmp_path / "vsdcoder_fake_egg-1.0.egg"
+    (egg / "EGG-INFO").mkdir(parents=True)
+    (egg / "EGG-INFO" / "entry_points.txt").write_text("[ vsdcoder ]\negg = vsdcoder_fake_egg\n")
+    monkeypatch.setattr(sys, "path", [str(egg)])
+    assert plugins._maybe_has_entry_points() is True
+
+    archive = tmp_path / "plugins.zip"
+    archive.write_bytes(b"PK\x05\x06" + b"\0" * 18)
+    monkeypatch.setattr(sys, "path", [str(archive)])
+    assert plugins._maybe_has_entry_points() is True  # unsure: let importlib.metadata decide
+
+
+def test_quick_scan_agrees_with_importlib_metadata():
+    from importlib.metadata import entry_points
+
+    if list(entry_points(group="vsdcoder")):
+        assert plugins._maybe_has_entry_points() is True
+    # when it says False, there really is nothing to load
+    if not plugins._maybe_has_entry_points():
+        assert list(entry_points(group="vsdcoder")) == []
+
+
+def test_help_without_plugins_skips_importlib_metadata(tmp_path):
+    """With no plugin installed, ``--help`` does not pay for importing importlib.metadata."""
+    code = ("import sys\nfrom vsdcoder.plugins import _maybe_has_entry_points\n"
+            "if _maybe_has_entry_points():\n    print('SKIP')\n    raise SystemExit\n"
+            "from vsdcoder.cli.main import main\nmain(['--help'])\n"
+            "print('METADATA', 'importlib.metadata' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k not in ("VSDCODER_LOAD_PLUGINS", "PYTHONPATH")}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    if proc.stdout.strip() == "SKIP":
+        pytest.skip("a vsdcoder plugin is installed in this environment")
+    assert proc.stdout.rstrip().endswith("METADATA False")

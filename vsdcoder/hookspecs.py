@@ -21,7 +21,7 @@ def register_codebooks(register):
 
 @hookspec
 def register_template_dirs(register):
-    """Register folders of Jinja prompt templates: ``register(path)``."""
+    """Register folders of ``NAME.vN.{system,user}.jinja`` templates: ``register(path)``."""
 
 
 @hookspec
@@ -46,4 +46,4 @@ def register_exporters(register):
 
 @hookspec
 def register_commands(cli):
-    """Add commands to the ``vsdcoder`` CLI (a typer app): ``cli.command()(fn)``."""
+    """Add commands to the ``vsdcoder`` CLI (the root typer app): ``cli.command("name")(fn)``."""

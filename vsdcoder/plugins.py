@@ -86,11 +86,63 @@ def get_plugin_manager() -> pluggy.PluginManager:
     return _pm
 
 
+def _declares_group(path: str) -> bool:
+    """Whether the ``entry_points.txt`` at ``path`` has a ``[vsdcoder]`` section."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return False
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("[") and line.endswith("]") and line[1:-1].strip() == ENTRY_POINT_GROUP:
+            return True
+    return False
+
+
+def _maybe_has_entry_points() -> bool:
+    """A quick look for any installed distribution declaring a ``vsdcoder`` entry point.
+
+    Importing :mod:`importlib.metadata` and scanning every distribution costs a noticeable
+    share of ``vsdcoder --help``. This looks only at ``*.dist-info``/``*.egg-info`` folders on
+    ``sys.path`` (where the standard library looks too) and returns False only when it is sure
+    there is no plugin; zip files on the path or extra distribution finders make it answer True,
+    so the full :func:`importlib.metadata.entry_points` scan runs.
+    """
+    import importlib.machinery
+    import sys
+
+    for finder in sys.meta_path:
+        if (hasattr(finder, "find_distributions")
+                and finder is not importlib.machinery.PathFinder):
+            return True
+    for entry in sys.path:
+        root = entry or "."
+        try:
+            children = os.listdir(root)
+        except NotADirectoryError:
+            return True  # a zip file: leave it to importlib.metadata
+        except OSError:
+            continue  # missing folders hold nothing
+        if os.path.basename(root).lower().endswith(".egg"):
+            for child in children:
+                if child.lower() == "egg-info" and _declares_group(
+                        os.path.join(root, child, "entry_points.txt")):
+                    return True
+        for child in children:
+            if child.lower().endswith((".dist-info", ".egg-info")) and _declares_group(
+                    os.path.join(root, child, "entry_points.txt")):
+                return True
+    return False
+
+
 def _load_entry_points(pm: pluggy.PluginManager) -> None:
     allow = os.environ.get("VSDCODER_LOAD_PLUGINS")
     wanted = None if allow is None else {n.strip() for n in allow.split(",") if n.strip()}
     if wanted is not None and not wanted:
         return  # VSDCODER_LOAD_PLUGINS="": no third-party plugins, and no scan of installed dists
+    if not _maybe_has_entry_points():
+        return  # nothing installed declares a plugin: skip importing importlib.metadata
     from importlib.metadata import entry_points
 
     for ep in entry_points(group=ENTRY_POINT_GROUP):

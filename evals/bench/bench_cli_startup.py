@@ -46,22 +46,27 @@ def vsdcoder_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "vsdcoder.cli.main"]
 
 
-def commands() -> dict[str, list[str]]:
-    """The commands to time, by label (the first one is the interpreter baseline)."""
+NO_PLUGINS = {"VSDCODER_LOAD_PLUGINS": ""}
+
+
+def commands() -> dict[str, tuple[list[str], dict[str, str]]]:
+    """The commands to time with extra environment, by label (first: the interpreter baseline)."""
     py = sys.executable
     vsd = vsdcoder_command()
     return {
-        "python -c pass": [py, "-c", "pass"],
-        "python -c 'import vsdcoder'": [py, "-c", "import vsdcoder"],
-        "vsdcoder --version": [*vsd, "--version"],
-        "vsdcoder --help": [*vsd, "--help"],
-        "vsdcoder codebook validate sad-stressors": [*vsd, "codebook", "validate",
-                                                     "sad-stressors"],
+        "python -c pass": ([py, "-c", "pass"], {}),
+        "python -c 'import vsdcoder'": ([py, "-c", "import vsdcoder"], {}),
+        "vsdcoder --version": ([*vsd, "--version"], {}),
+        "vsdcoder --help": ([*vsd, "--help"], {}),
+        'VSDCODER_LOAD_PLUGINS="" vsdcoder --help': ([*vsd, "--help"], NO_PLUGINS),
+        "vsdcoder codebook validate sad-stressors": (
+            [*vsd, "codebook", "validate", "sad-stressors"], {}),
     }
 
 
-def time_once(cmd: list[str], env: dict[str, str]) -> float:
+def time_once(cmd: list[str], env: dict[str, str], extra: dict[str, str]) -> float:
     """Wall time of one run of ``cmd`` in seconds (output discarded; it must exit 0)."""
+    env = {**env, **extra}
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
                           cwd=ROOT)
@@ -126,6 +131,7 @@ def machine() -> dict[str, object]:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
+        "loadavg_1m_at_start": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "python": platform.python_version(),
         "vsdcoder": vsdcoder.__version__,
         "git_commit": commit,
@@ -138,6 +144,7 @@ def markdown(result: dict) -> str:
     lines = [
         f"{result['machine']['date']}, {result['machine']['cpus']} cores, "
         f"Python {result['machine']['python']}, {result['runs']} runs each, "
+        f"load average {result['machine']['loadavg_1m_at_start']} at start, "
         f"target for `vsdcoder --help`: < {result['target_s']} s",
         "",
         "| command | median (s) | min (s) | p90 (s) | median over python (s) |",
@@ -174,26 +181,29 @@ def main(argv: list[str] | None = None) -> int:
     cmds = commands()
     skipped = {}
     for label in [k for k in cmds if k not in REQUIRED]:  # optional rows must work, or go
-        proc = subprocess.run(cmds[label], capture_output=True, text=True, env=env, cwd=ROOT)
+        cmd, extra = cmds[label]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**env, **extra},
+                              cwd=ROOT)
         if proc.returncode != 0:
             tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
             skipped[label] = f"exit {proc.returncode}: {tail}"
             print(f"skipping `{label}`: {skipped[label]}", file=sys.stderr)
             del cmds[label]
+    info = machine()  # before timing, so the load average is the one the runs start with
     for _ in range(args.warmup):
-        for cmd in cmds.values():
-            time_once(cmd, env)
+        for cmd, extra in cmds.values():
+            time_once(cmd, env, extra)
     samples: dict[str, list[float]] = {label: [] for label in cmds}
     for _ in range(args.runs):
-        for label, cmd in cmds.items():
-            samples[label].append(time_once(cmd, env))
+        for label, (cmd, extra) in cmds.items():
+            samples[label].append(time_once(cmd, env, extra))
 
     result = {
         "benchmark": "cli_startup",
+        "machine": info,
         "runs": args.runs,
         "target_s": TARGET_S,
-        "machine": machine(),
-        "vsdcoder_command": " ".join(cmds["vsdcoder --help"]),
+        "vsdcoder_command": " ".join(cmds["vsdcoder --help"][0]),
         "commands": {label: summarize(s) for label, s in samples.items()},
         "skipped": skipped,
         "samples_s": {label: [round(x, 4) for x in s] for label, s in samples.items()},

@@ -33,7 +33,7 @@ def _root(
 
 def build_app() -> typer.Typer:
     """A new app with the built-in command groups, then whatever the plugins add."""
-    from vsdcoder.cli import codebook, demo, plugins
+    from vsdcoder.cli import code, codebook, demo, plugins, runs
     from vsdcoder.plugins import call_register_commands
 
     app = typer.Typer(
@@ -47,6 +47,8 @@ def build_app() -> typer.Typer:
     )
     app.callback()(_root)
     app.add_typer(codebook.app, name="codebook")
+    code.register(app)
+    app.add_typer(runs.app, name="runs")
     plugins.register(app)
     demo.register(app)
     call_register_commands(app)

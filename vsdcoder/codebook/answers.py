@@ -21,6 +21,7 @@ class FieldMessage(str):
     field: str | None = None
 
     def __new__(cls, text: str, field: str | None = None) -> FieldMessage:
+        """A message about answer field ``field``."""
         obj = super().__new__(cls, text)
         obj.field = field
         return obj
@@ -73,9 +74,10 @@ def _required_message(dim: Dimension, where: str = "") -> str:
     if dim.type == "text":
         return f"{where}'{dim.name}' is required: write a short answer"
     opt = f" (or '{dim.none_name}' if none applies)" if dim.none_name else ""
+    names = [n for n in dim.codable_names() if n != dim.none_name]
     return (f"{where}'{dim.name}' is required: choose "
             f"{'at least one' if dim.type == 'multi' else 'one'} of: "
-            f"{_choices(dim.codable_names())}{opt}")
+            f"{_choices(names)}{opt}")
 
 
 def check_dimension_value(dim: Dimension, value: Any, nullable: bool = True) -> Any:

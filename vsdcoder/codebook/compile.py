@@ -58,8 +58,11 @@ def _env():
     from jinja2 import StrictUndefined
     from jinja2.sandbox import SandboxedEnvironment
 
-    return SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False,
-                                autoescape=False)
+    env = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False,
+                               autoescape=False)
+    # lipsum() makes random text: a template must render the same every time
+    env.globals.pop("lipsum", None)
+    return env
 
 
 def _code_view(code, depth: int) -> dict[str, Any]:
@@ -79,7 +82,8 @@ def _dimension_view(codebook: Codebook, dim: Dimension) -> dict[str, Any]:
         "name": dim.name, "label": dim.label, "question": dim.question,
         "description": dim.description, "type": dim.type, "required": dim.required,
         "codes": codes, "options": options, "codable": dim.codable_names(),
-        "none": dim.none_name, "specify_field": dim.name + SPECIFY_SUFFIX if dim.specify_names() else None,
+        "none": dim.none_name,
+        "specify_field": dim.name + SPECIFY_SUFFIX if dim.specify_names() else None,
         "specify_codes": dim.specify_names(),
         "when": {"dimension": dim.when.dimension, "codes": dim.when.codes} if dim.when else None,
         "max_codes": dim.max_codes,
@@ -127,7 +131,8 @@ class CompiledCodebook:
         """The user message for one unit."""
         return self._user_template.render(text=text, context=context or None)
 
-    def messages(self, text: str = TEXT_PLACEHOLDER, context: str | None = None) -> list[dict[str, str]]:
+    def messages(self, text: str = TEXT_PLACEHOLDER,
+                 context: str | None = None) -> list[dict[str, str]]:
         """Chat messages for one unit (the placeholder text when none is given)."""
         return [
             {"role": "system", "content": self.system},
@@ -184,39 +189,76 @@ def compile_codebook(codebook: Codebook, *, search: list[Path] | None = None) ->
     """Compile ``codebook``; templates are looked up in ``search`` then the registered folders.
 
     Raises:
-        UsageError: the named template does not exist or fails to render.
+        UsageError: the named template does not exist, or fails to render (a syntax error,
+            an unknown variable, or an attribute access the sandbox refuses).
     """
     dirs = template_dirs(search)
     sys_src, sys_path = read_template(codebook.template, "system", dirs)
     user_src, user_path = read_template(codebook.template, "user", dirs)
     env = _env()
-    try:
-        system = env.from_string(sys_src).render(**template_context(codebook)).strip() + "\n"
-        env.from_string(user_src).render(text=TEXT_PLACEHOLDER, context=None)
-    except Exception as exc:  # jinja2 errors (undefined variable, sandbox violation, syntax)
-        raise UsageError(f"template '{codebook.template}' failed to render: "
-                         f"{type(exc).__name__}: {exc}") from None
+    system = _render(env, sys_src, sys_path, template_context(codebook)).strip() + "\n"
+    _render(env, user_src, user_path, {"text": TEXT_PLACEHOLDER, "context": None})
     model = build_response_model(codebook)
     schema = model.model_json_schema()
     return CompiledCodebook(codebook, codebook.template, system, user_src, model, schema,
                             [str(sys_path), str(user_path)])
 
 
+def _render(env: Any, source: str, path: Path, variables: dict[str, Any]) -> str:
+    """Render one template in the sandbox; any failure is a :class:`UsageError`."""
+    import jinja2
+    from jinja2.sandbox import SecurityError
+
+    try:
+        return str(env.from_string(source).render(**variables))
+    except SecurityError as exc:
+        raise UsageError(f"{path}: the template was stopped by the sandbox ({exc}); templates "
+                         "may only use the variables documented in docs/codebook.md, not "
+                         "Python internals") from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise UsageError(f"{path}:{exc.lineno}: template syntax error: {exc.message}; fix the "
+                         "template") from None
+    except jinja2.UndefinedError as exc:
+        raise UsageError(f"{path}: the template uses an unknown variable ({exc.message}); use "
+                         "the variables documented in docs/codebook.md") from None
+    except Exception as exc:  # any other error raised while rendering
+        raise UsageError(f"{path}: the template failed to render: {type(exc).__name__}: {exc}; "
+                         "fix the template") from None
+
+
 def answer_errors(exc: Exception) -> list[str]:
-    """Readable messages from a failed :meth:`CompiledCodebook.validate`."""
+    """Readable messages from a failed :meth:`CompiledCodebook.validate`, one per problem.
+
+    Each message is prefixed with where it is (``records.0: ...``) unless it is about the
+    answer as a whole, and says what to change; these are the messages a re-ask sends back.
+    """
     from pydantic import ValidationError
+
+    from vsdcoder.codebook.answers import AnswerRulesError
 
     if not isinstance(exc, ValidationError):
         return [str(exc)]
     out = []
     for e in exc.errors():
         loc = ".".join(str(x) for x in e["loc"])
+        error = (e.get("ctx") or {}).get("error")
+        if isinstance(error, AnswerRulesError):
+            out += [f"{loc}: {m}" if loc else m for m in error.errors]
+            continue
+        kind = e["type"]
         msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "json_invalid":
-            msg = "the answer is not valid JSON: " + msg
-        if e["type"] == "extra_forbidden":
+        if kind == "json_invalid":
+            msg = ("the answer is not valid JSON (" + msg + "); answer with one JSON object and "
+                   "nothing else")
+        elif kind == "extra_forbidden":
             msg = f"'{e['loc'][-1]}' is not a field of the answer; remove it"
-        if e["type"] == "missing":
+        elif kind == "missing":
             msg = f"'{e['loc'][-1]}' is missing; every field of the schema must be present"
+        elif kind in ("model_type", "model_attributes_type") and not loc:
+            msg = "the answer must be one JSON object with the fields of the schema"
+        elif kind in ("bool_type", "bool_parsing"):
+            msg = f"'{e['loc'][-1]}' must be true or false"
+        elif kind in ("string_type", "list_type", "dict_type", "model_type", "int_type"):
+            msg += "; follow the response schema"
         out.append(f"{loc}: {msg}" if loc else msg)
     return out

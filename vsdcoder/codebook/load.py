@@ -144,6 +144,9 @@ def _message(e: dict[str, Any], known: set[str]) -> str:
     key = str(loc[-1]) if loc else ""
     if kind == "extra_forbidden":
         owner = _type_at(loc[:-1])
+        if any(ch.isspace() for ch in key.strip()):
+            return (f"'{key}' is read as a key, but it looks like part of a text: a ',' inside "
+                    "'{...}' or '[...]' ends a value early; put the whole text in quotes")
         here = sorted(owner.model_fields) if _is_model(owner) else sorted(known)
         close = difflib.get_close_matches(key, here, n=1, cutoff=0.7)
         if close:
@@ -159,7 +162,7 @@ def _message(e: dict[str, Any], known: set[str]) -> str:
         target = _type_at(loc)
         if _is_model(target) and target in _SHAPES:
             what, shape = _SHAPES[target]
-            return f"{what} is written as {shape}; got {_describe(value)}"
+            return f"expected {what}, written as {shape}; got {_describe(value)}"
         return f"should be a mapping of 'key: value' lines; got {_describe(value)}"
     if kind == "string_type":
         if value is None:
@@ -178,7 +181,8 @@ def _message(e: dict[str, Any], known: set[str]) -> str:
     if kind in ("int_type", "int_parsing", "int_from_float"):
         return f"should be a whole number, got {_describe(value)}"
     if kind == "greater_than_equal":
-        return f"must be at least {ctx.get('ge')}, got {value!r}"
+        return (f"must be at least {ctx.get('ge')}, got {value!r}; use a larger whole number, "
+                "or remove the key to use the default")
     if kind == "too_short":
         if key == "dimensions":
             return ("a codebook needs at least one dimension; add one under 'dimensions:' "
@@ -216,11 +220,12 @@ def _pydantic_problems(exc: ValidationError, smap: SourceMap) -> list[Problem]:
     return out
 
 
-def _prune(data: Any, exc: ValidationError) -> bool:
+def _prune(data: Any, exc: ValidationError) -> list[tuple[Any, ...]] | None:
     """Remove from ``data`` the optional keys that ``exc`` complains about.
 
-    Returns False when an error is not about an optional key (a missing or bad required
-    value, a list item), so that pruning cannot make the codebook valid.
+    Returns the locations removed, or None when an error is not about an optional key (a
+    missing or bad required value, a list item), so that pruning cannot make the codebook
+    valid.
     """
     targets: list[tuple[Any, ...]] = []
     for e in exc.errors():
@@ -228,14 +233,14 @@ def _prune(data: Any, exc: ValidationError) -> bool:
         error = (e.get("ctx") or {}).get("error")
         if isinstance(error, ShapeError):
             if any(k is None for k, _ in error.items):
-                return False
+                return None
             targets += [(*loc, k) for k, _ in error.items]
             continue
         if e["type"] != "extra_forbidden":
             owner = _type_at(loc[:-1])
             if not (loc and _is_model(owner) and loc[-1] in owner.model_fields
                     and not owner.model_fields[loc[-1]].is_required()):
-                return False
+                return None
         targets.append(loc)
     for loc in targets:
         parent = data
@@ -243,11 +248,29 @@ def _prune(data: Any, exc: ValidationError) -> bool:
             try:
                 parent = parent[part]
             except (KeyError, IndexError, TypeError):
-                return False
+                return None
         if not isinstance(parent, dict) or loc[-1] not in parent:
-            return False
+            return None
         del parent[loc[-1]]
-    return True
+    return targets
+
+
+def _shadowed(path: str, pruned: list[tuple[Any, ...]]) -> bool:
+    """Whether a problem at ``path`` may only come from the defaults of pruned keys.
+
+    Pruning a key leaves its default, which can make its siblings look wrong (a misspelt
+    ``type: mutli`` becomes ``single``, and then ``max_codes`` seems misplaced). Problems
+    that only show up after pruning, next to a pruned key, are therefore dropped; at the
+    top level only when the pruned key chooses between alternatives (``unit``).
+    """
+    for loc in pruned:
+        parent = loc[:-1]
+        if parent:
+            if _under(path, [format_path(parent)]):
+                return True
+        elif typing.get_origin(_type_at(loc)) is typing.Literal:
+            return True
+    return False
 
 
 def _under(path: str, roots: list[str]) -> bool:
@@ -257,7 +280,10 @@ def _under(path: str, roots: list[str]) -> bool:
 def _template_problem(codebook: Codebook, smap: SourceMap, directory: Path) -> Problem | None:
     from vsdcoder.codebook.compile import template_dirs
 
-    dirs = template_dirs([directory])
+    try:
+        dirs = template_dirs([directory])
+    except UsageError:  # the plugins conflict; that is reported where they are loaded
+        dirs = [directory]
     for part in ("system", "user"):
         fname = f"{codebook.template}.{part}.jinja"
         if not any((d / fname).is_file() for d in dirs):
@@ -297,7 +323,7 @@ def parse_codebook(text: str, file: str, *, strict: bool = False,
         problems += exc.problems
         data, smap = exc.data, exc.smap
     if not isinstance(data, dict):
-        raise CodebookError(problems + [smap.problem(
+        raise CodebookError([*problems, smap.problem(
             (), f"a codebook is a YAML mapping with keys such as 'name' and 'dimensions', but "
                 f"this file holds {_describe(data)}; write 'name: ...' and 'dimensions:' at the "
                 "start of lines")])
@@ -310,15 +336,25 @@ def parse_codebook(text: str, file: str, *, strict: bool = False,
         problems += [p for p in _pydantic_problems(exc, smap) if not _under(p.path, yaml_roots)]
         # leave out the optional keys that were wrong and try again, so that the
         # whole-codebook checks still run and report their problems too
-        pruned = copy.deepcopy(data)
+        pruned_data = copy.deepcopy(data)
+        pruned: list[tuple[Any, ...]] = []
         last = exc
         for _ in range(8):
-            if not _prune(pruned, last):
+            removed = _prune(pruned_data, last)
+            if removed is None:
                 break
+            pruned += removed
             try:
-                codebook = Codebook.model_validate(pruned)
+                codebook = Codebook.model_validate(pruned_data)
                 break
             except ValidationError as again:
+                # errors that an earlier error hid (model-level checks run only once the
+                # fields are valid) are real problems too, unless pruning caused them
+                seen = {(p.path, p.message) for p in problems}
+                problems += [p for p in _pydantic_problems(again, smap)
+                             if (p.path, p.message) not in seen
+                             and not _under(p.path, yaml_roots)
+                             and not _shadowed(p.path, pruned)]
                 last = again
     if codebook is not None:
         found = check_codebook(codebook, smap)
@@ -332,7 +368,10 @@ def parse_codebook(text: str, file: str, *, strict: bool = False,
         roots = [p.path for p in problems if p.path]
         problems += [p for p in found if not _under(p.path, roots)]
     if strict:
-        problems = [Problem(p.file, p.line, p.col, p.path, p.message, "error", p.rule)
+        problems = [p if p.severity == "error" else
+                    Problem(p.file, p.line, p.col, p.path,
+                            p.message + (f" [{p.rule}, an error in strict mode]" if p.rule else ""),
+                            "error", p.rule)
                     for p in problems]
     problems.sort(key=_sort_key)
     if codebook is None or any(p.severity == "error" for p in problems):
@@ -354,7 +393,8 @@ def load_codebook_file(path: str | Path, *, strict: bool = False) -> LoadedCodeb
         col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
         raise CodebookError([Problem(
             str(p), line, col, "", f"the file is not UTF-8 text (byte 0x{raw[exc.start]:02X} "
-            "here is not UTF-8); save it as UTF-8 (in most editors: 'Save with encoding')")]) from None
+            "here is not UTF-8); save it as UTF-8 (in most editors: 'Save with encoding')",
+        )]) from None
     return parse_codebook(text, str(p), strict=strict, directory=p.resolve().parent)
 
 

@@ -23,7 +23,9 @@ _CODE_NAME = re.compile(r"^[^\s].*[^\s]$|^[^\s]$")
 _COLOR = re.compile(r"^#(?:[0-9A-Fa-f]{6}|[0-9A-Fa-f]{3})$")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 _HEX = r"[0-9A-Fa-f]"
-_GUID = re.compile(rf"^(\{{)?{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}(?(1)\}})$")
+_GUID = re.compile(
+    rf"^(\{{)?{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}(?(1)\}})$"
+)
 #: Attribute names of pydantic models; a dimension with such a name would break its answer model.
 _MODEL_ATTRIBUTES = frozenset(
     n for n in (*dir(BaseModel), *dir(type(BaseModel))) if not n.startswith("_")
@@ -86,7 +88,8 @@ class Code(Strict):
     def _name_shape(cls, v: str) -> str:
         if not _CODE_NAME.match(v) or "\n" in v or ";" in v:
             raise ValueError(
-                "a code name must be one line, without ';' (it separates codes in CSV output)"
+                "a code name must be one line, without ';' (it separates codes in CSV output); "
+                "rename it, e.g. 'work or school', and put the long wording in 'label'"
             )
         return v
 
@@ -138,7 +141,10 @@ class OtherOption(Strict):
 
 
 class When(Strict):
-    """Condition of a gated (tiered) dimension: asked only when ``dimension`` has one of ``codes``."""
+    """Condition of a gated (tiered) dimension.
+
+    The dimension is asked only when ``dimension`` (listed earlier) has one of ``codes``.
+    """
 
     dimension: str
     codes: list[str] = Field(min_length=1)

@@ -163,11 +163,10 @@ class _Export:
     #: (dimension, code name) -> GUID, for set members.
     code_guids: dict[tuple[str, str], str] = field(default_factory=dict)
 
-    def guid(self, own: str | None, what: str, *path: str) -> str:
+    def guid(self, own: str | None, *path: str) -> str:
         """The node's own GUID if it has one, else a deterministic one that is not taken."""
-        if own is not None:
-            g = normalize_guid(own)
-            assert g is not None  # checked in _collect_explicit
+        g = normalize_guid(own)  # own GUIDs were checked by _collect_explicit
+        if g is not None:
             self.used.add(g)
             return g
         g = deterministic_guid(self.codebook.name, *path)
@@ -242,7 +241,7 @@ def _q(tag: str) -> str:
 
 def _add_code(parent: ET.Element, code: Code, dim: Dimension, ex: _Export,
               option: str | None = None) -> None:
-    guid = ex.guid(code.guid, f"code '{dim.name}.{code.name}'", dim.name, code.name)
+    guid = ex.guid(code.guid, dim.name, code.name)
     ex.code_guids.setdefault((dim.name, code.name), guid)
     el = ET.SubElement(parent, _q("Code"), {
         "guid": guid,
@@ -290,7 +289,7 @@ def qdc_bytes(codebook: Codebook) -> bytes:
     codes_el = ET.SubElement(root, _q("Codes"))
     for dim in codebook.dimensions:
         dim_el = ET.SubElement(codes_el, _q("Code"), {
-            "guid": ex.guid(None, f"dimension '{dim.name}'", dim.name),
+            "guid": ex.guid(None, dim.name),
             "name": dim.name,
             "isCodable": "false",
         })
@@ -309,7 +308,7 @@ def qdc_bytes(codebook: Codebook) -> bytes:
             n = names[cset.name] = names.get(cset.name, 0) + 1
             path = ("#sets", cset.name) if n == 1 else ("#sets", cset.name, f"#{n}")
             set_el = ET.SubElement(sets_el, _q("Set"), {
-                "guid": ex.guid(cset.guid, f"set '{cset.name}'", *path),
+                "guid": ex.guid(cset.guid, *path),
                 "name": _xml_text(cset.name),
             })
             if cset.description:
@@ -564,37 +563,57 @@ class _Importer:
         return out
 
 
-class _Namer:
-    """Valid, unique code names within one dimension, with every change reported."""
+def _clean_name(raw: str) -> tuple[str, list[str]]:
+    """A code name the model accepts, and why it differs from ``raw`` (if it does)."""
+    name = " ".join(raw.replace("\r", "\n").split("\n")).strip()
+    why = []
+    if "\n" in raw.strip() or "\r" in raw.strip():
+        why.append("was on several lines")
+    if ";" in name:
+        name = name.replace(";", ",")
+        why.append("';' separates codes in CSV output, so ';' became ','")
+    if not name:
+        name = "unnamed code"
+        why.append("had no name")
+    if len(name) > MAX_NAME:
+        name = name[:MAX_NAME].rstrip()
+        why.append(f"was longer than {MAX_NAME} characters")
+    return name, why
 
-    def __init__(self, dimension: str, notes: list[str], taken: set[str] | None = None):
+
+class _Namer:
+    """Valid, unique code names within one dimension, with every change reported.
+
+    The first code with a name keeps it; a later duplicate gets the first free ``' (k)'``
+    suffix that no code of the dimension uses (``reserved``), so names already unique in the
+    source never change.
+    """
+
+    def __init__(self, dimension: str, notes: list[str], nodes: list[_Node],
+                 taken: set[str] | None = None):
         self.dimension = dimension
         self.notes = notes
         self.taken: set[str] = set(taken or ())
+        self.reserved: set[str] = set(self.taken)
+
+        def walk(ns: list[_Node]) -> None:
+            for n in ns:
+                self.reserved.add(_clean_name(n.name)[0])
+                walk(n.children)
+
+        walk(nodes)
 
     def __call__(self, raw: str) -> str:
-        name = " ".join(raw.replace("\r", "\n").split("\n")).strip()
-        why = []
-        if "\n" in raw or "\r" in raw:
-            why.append("was on several lines")
-        if ";" in name:
-            name = name.replace(";", ",")
-            why.append("';' separates codes in CSV output, so ';' became ','")
-        if not name:
-            name = "unnamed code"
-            why.append("had no name")
-        if len(name) > MAX_NAME:
-            name = name[:MAX_NAME].rstrip()
-            why.append(f"was longer than {MAX_NAME} characters")
+        name, why = _clean_name(raw)
         if why:
-            self.notes.append(f"code '{raw.strip()}' in '{self.dimension}' renamed '{name}': "
-                              + "; ".join(why))
+            self.notes.append(f"code '{' '.join(raw.split())}' in '{self.dimension}' renamed "
+                              f"'{name}': " + "; ".join(why))
         if name in self.taken:
             k = 2
             while True:
                 suffix = f" ({k})"
                 cand = name[: MAX_NAME - len(suffix)].rstrip() + suffix
-                if cand not in self.taken:
+                if cand not in self.taken and cand not in self.reserved:
                     break
                 k += 1
             self.notes.append(f"duplicate code name '{name}' in '{self.dimension}': the later "
@@ -602,6 +621,19 @@ class _Namer:
             name = cand
         self.taken.add(name)
         return name
+
+
+def _valid_dimension_name(name: str) -> bool:
+    """Whether the codebook model accepts ``name`` for a dimension (reserved words too)."""
+    from pydantic import ValidationError
+
+    if not _IDENT.match(name) or name in RESERVED_NAMES:
+        return False
+    try:
+        Dimension(name=name, type="text")
+    except ValidationError:
+        return False
+    return True
 
 
 def _slug_identifier(raw: str) -> str:
@@ -612,9 +644,9 @@ def _slug_identifier(raw: str) -> str:
         text = "dimension"
     if not text[0].isalpha():
         text = "d_" + text
-    if text in RESERVED_NAMES:
+    if not _valid_dimension_name(text):
         text += "_codes"
-    return text
+    return text if _valid_dimension_name(text) else "dimension"
 
 
 def _unique(name: str, taken: set[str]) -> str:
@@ -692,7 +724,7 @@ def _build_plain(nodes: list[_Node], notes: list[str], top_level_as_dimensions: 
                  source_name: str) -> _Built:
     guids: dict[str, tuple[str, str | None]] = {}
     if not top_level_as_dimensions:
-        namer = _Namer(_DEFAULT_DIMENSION, notes)
+        namer = _Namer(_DEFAULT_DIMENSION, notes, nodes)
         dim = {"name": _DEFAULT_DIMENSION, "question": _DEFAULT_QUESTION,
                "description": f"Codes imported from {source_name}.", "type": "multi",
                "codes": [_code_data(n, namer, _DEFAULT_DIMENSION, guids, notes, False)
@@ -714,7 +746,7 @@ def _build_plain(nodes: list[_Node], notes: list[str], top_level_as_dimensions: 
                          "it cannot be assigned itself, only its codes")
         if node.guid:
             guids[node.guid] = (dname, None)
-        namer = _Namer(dname, notes)
+        namer = _Namer(dname, notes, node.children)
         dim: dict[str, Any] = {"name": dname, "label": label}
         if node.description:
             dim["description"] = node.description
@@ -725,7 +757,7 @@ def _build_plain(nodes: list[_Node], notes: list[str], top_level_as_dimensions: 
         dname = _unique(_DEFAULT_DIMENSION, taken)
         notes.append(f"top-level codes without sub-codes ({len(loose)}) are gathered in "
                      f"dimension '{dname}'")
-        namer = _Namer(dname, notes)
+        namer = _Namer(dname, notes, loose)
         dims.append({"name": dname, "question": _DEFAULT_QUESTION, "type": "multi",
                      "codes": [_code_data(n, namer, dname, guids, notes, False)
                                for n in loose]})
@@ -739,7 +771,7 @@ def _build_vsdcoder(nodes: list[_Node], notes: list[str]) -> _Built:
     taken: set[str] = set()
     for node in nodes:
         raw = node.name.strip()
-        if _IDENT.match(raw) and raw not in RESERVED_NAMES and raw not in taken:
+        if _valid_dimension_name(raw) and raw not in taken:
             dname = raw
             taken.add(raw)
         else:
@@ -776,7 +808,7 @@ def _build_vsdcoder(nodes: list[_Node], notes: list[str]) -> _Built:
                 options[opt] = child
             else:
                 regular.append(child)
-        namer = _Namer(dname, notes, taken={n.name.strip() for n in options.values()})
+        namer = _Namer(dname, notes, regular, taken={n.name.strip() for n in options.values()})
         for key, cls in (("none", NoneOption), ("other", OtherOption)):
             if key not in options:
                 continue
@@ -838,6 +870,9 @@ def _set_data(raw_sets: list[_RawSet], built: _Built, notes: list[str],
             what = "holds only documents or notes" if s.others else "is empty"
             notes.append(f"set '{s.name}' {what}; skipped (vsdcoder keeps code sets only)")
             continue
+        if s.others:
+            notes.append(f"set '{s.name}': {s.others} document or note member(s) are not kept "
+                         "(a codebook set holds codes only)")
         refs: list[str] = []
         for g in s.codes:
             target = built.guids.get(g)

@@ -61,7 +61,8 @@ def _describe(dim: Dimension) -> str:
         text += " (ordered scale: " + " < ".join(dim.codable_names()) + ")"
     if dim.when:
         text += (f" Only answered when {dim.when.dimension} is one of "
-                 f"{', '.join(dim.when.codes)}; otherwise null.")
+                 f"{', '.join(dim.when.codes)}; otherwise "
+                 + ("an empty list." if dim.type == "multi" else "null."))
     return text
 
 
@@ -148,7 +149,8 @@ def _document_model(codebook: Codebook) -> type[BaseModel]:
         values = self.__dict__
         text = (info.context or {}).get("text") if info else None
         if gated and not values["relevant"]:
-            given = [d.name for d in codebook.dimensions if values.get(d.name) not in (None, [], "")]
+            given = [d.name for d in codebook.dimensions
+                     if values.get(d.name) not in (None, [], "")]
             if given:
                 raise AnswerRulesError([FieldMessage(
                     "the text is marked not relevant, so it gets no codes: set "
@@ -156,9 +158,8 @@ def _document_model(codebook: Codebook) -> type[BaseModel]:
                     "'relevant' to true if it meets the inclusion criteria", "relevant")])
             return self
         errors = check_codes(codebook, values)
-        if ev.quote:
-            if not _lenient(info):
-                errors += check_quote(codebook, values.get("quote"), text)
+        if ev.quote and not _lenient(info):
+            errors += check_quote(codebook, values.get("quote"), text)
         if errors:
             raise AnswerRulesError(errors)
         return self
@@ -180,7 +181,10 @@ def _segment_model(codebook: Codebook) -> type[BaseModel]:
                              + "; it alone must justify every field of this record")),
     }
     if codebook.evidence.rationale:
-        fields["rationale"] = (Optional[str], Field(description="One sentence explaining the codes"))  # noqa: UP045
+        fields["rationale"] = (
+            Optional[str],  # noqa: UP045
+            Field(description="One sentence explaining the codes"),
+        )
     fields.update(_dimension_fields(codebook))
 
     def _validate_record(self: BaseModel, info: ValidationInfo) -> BaseModel:

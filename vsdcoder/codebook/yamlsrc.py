@@ -34,8 +34,10 @@ class Problem:
         if self.line is not None:
             where += f":{self.line}:{self.col or 1}"
         head = f"{where}: {self.path}: " if self.path else f"{where}: "
-        tag = "" if self.severity == "error" else f"{self.severity}: "
-        return f"{head}{tag}{self.message}"
+        if self.severity == "error":
+            return f"{head}{self.message}"
+        rule = f" [{self.rule}]" if self.rule else ""
+        return f"{head}{self.severity}: {self.message}{rule}"
 
 
 @dataclass
@@ -164,13 +166,20 @@ def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
         except yaml.reader.ReaderError as exc:
             raise YamlSourceError([_reader_problem(exc, text, file)]) from None
         except yaml.YAMLError as exc:
-            raise YamlSourceError([Problem(file, None, None, "", f"not valid YAML: {exc}")]) from None
+            raise YamlSourceError(
+                [Problem(file, None, None, "", f"not valid YAML: {exc}; fix the file")]) from None
         if node is None:
             raise YamlSourceError([Problem(
                 file, 1, 1, "", "the file is empty; a codebook is a YAML mapping with at least "
                 "'name' and 'dimensions' (see docs/codebook.md)")])
         problems: list[Problem] = []
-        data = _build(loader, node, (), smap, problems)
+        try:
+            data = _build(loader, node, (), smap, problems)
+        except _TooLarge:
+            raise YamlSourceError([Problem(
+                file, 1, 1, "", f"the file expands to more than {MAX_VALUES} values (aliases "
+                "that refer to aliases?); write the values out instead of nesting aliases")]
+            ) from None
     finally:
         loader.dispose()
     if problems:
@@ -201,9 +210,24 @@ def _refuse_tag(node: yaml.Node, path: Path, smap: SourceMap, problems: list[Pro
         "lists and mappings"))
 
 
+#: Most values a codebook may expand to; aliases of aliases ("billion laughs") stop here.
+MAX_VALUES = 200_000
+
+
+class _TooLarge(Exception):
+    pass
+
+
 def _build(loader: yaml.SafeLoader, node: yaml.Node, path: Path, smap: SourceMap,
-           problems: list[Problem]) -> Any:
-    smap.marks[path] = _mark(node)
+           problems: list[Problem], key_node: yaml.Node | None = None,
+           count: list[int] | None = None) -> Any:
+    count = count if count is not None else [0]
+    count[0] += 1
+    if count[0] > MAX_VALUES:
+        raise _TooLarge
+    # a block mapping or list is placed at its key ("codes:"), anything else where it starts
+    block = isinstance(node, yaml.CollectionNode) and not node.flow_style
+    smap.marks[path] = _mark(key_node if key_node is not None and block else node)
     if isinstance(node, yaml.MappingNode):
         if node.tag != _STANDARD_TAGS["map"]:
             _refuse_tag(node, path, smap, problems)
@@ -217,37 +241,21 @@ def _build(loader: yaml.SafeLoader, node: yaml.Node, path: Path, smap: SourceMap
                                     "mapping or a list of mappings"))
             return _REFUSED
         out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key_path = path
-            if isinstance(key_node, yaml.ScalarNode) and key_node.tag.startswith(
-                    "tag:yaml.org,2002:") and key_node.tag != "tag:yaml.org,2002:str":
-                raw = key_node.value
-                key = loader.construct_object(key_node, deep=True)
-                line, col = _mark(key_node)
-                problems.append(Problem(
-                    smap.file, line, col, format_path((*path, str(raw))),
-                    f"the key '{raw}' is read by YAML as {type(key).__name__} {key!r}, not as "
-                    f"text; put it in quotes: '\"{raw}\":'"))
-                key = str(raw)
-            elif isinstance(key_node, yaml.ScalarNode) and key_node.tag == "tag:yaml.org,2002:str":
-                key = key_node.value
-            else:
-                line, col = _mark(key_node)
-                problems.append(Problem(
-                    smap.file, line, col, format_path(path),
-                    "a key must be plain text (not a list, a mapping or a tagged value); "
-                    "rewrite it as 'name: value'"))
+        first_line: dict[str, int] = {}
+        for knode, value_node in node.value:
+            key = _key(loader, knode, path, smap, problems)
+            if key is None:
                 continue
             key_path = (*path, key)
-            if key in out or key_path in smap.marks:
+            if key in first_line:
+                line, col = _mark(knode)
                 problems.append(Problem(
-                    file=smap.file, line=key_node.start_mark.line + 1,
-                    col=key_node.start_mark.column + 1, path=format_path(key_path),
-                    message=f"duplicate key '{key}' (first at line {smap.marks[key_path][0]}); "
-                            "YAML would silently keep only the last one: remove or rename one",
-                ))
+                    smap.file, line, col, format_path(key_path),
+                    f"duplicate key '{key}' (first at line {first_line[key]}); YAML would "
+                    "silently keep only the last one: remove or rename one"))
                 continue
-            value = _build(loader, value_node, key_path, smap, problems)
+            first_line[key] = _mark(knode)[0]
+            value = _build(loader, value_node, key_path, smap, problems, knode, count)
             if value is not _REFUSED:
                 out[key] = value
         return out
@@ -255,7 +263,7 @@ def _build(loader: yaml.SafeLoader, node: yaml.Node, path: Path, smap: SourceMap
         if node.tag != _STANDARD_TAGS["seq"]:
             _refuse_tag(node, path, smap, problems)
             return _REFUSED
-        items = [_build(loader, item, (*path, i), smap, problems)
+        items = [_build(loader, item, (*path, i), smap, problems, None, count)
                  for i, item in enumerate(node.value)]
         # a refused item stays as None so that later items keep their index (and position)
         return [None if x is _REFUSED else x for x in items]
@@ -264,6 +272,32 @@ def _build(loader: yaml.SafeLoader, node: yaml.Node, path: Path, smap: SourceMap
     except yaml.constructor.ConstructorError:
         _refuse_tag(node, path, smap, problems)
         return _REFUSED
+
+
+def _key(loader: yaml.SafeLoader, node: yaml.Node, path: Path, smap: SourceMap,
+         problems: list[Problem]) -> str | None:
+    """The text of a mapping key, or None (with a problem) when it is not plain text."""
+    line, col = _mark(node)
+    if isinstance(node, yaml.ScalarNode):
+        if node.tag == "tag:yaml.org,2002:str":
+            return str(node.value)
+        if node.tag.startswith("tag:yaml.org,2002:"):
+            raw = str(node.value)
+            try:
+                value = loader.construct_object(node, deep=True)
+                seen = f"{type(value).__name__} {value!r}"
+            except yaml.YAMLError:
+                seen = "something other than text"
+            problems.append(Problem(
+                smap.file, line, col, format_path((*path, raw)),
+                f"the key '{raw}' is read by YAML as {seen}, not as text; put it in quotes: "
+                f"'\"{raw}\":'"))
+            return raw
+    problems.append(Problem(
+        smap.file, line, col, format_path(path),
+        "a key must be plain text (not a list, a mapping or a tagged value); rewrite it as "
+        "'name: value'"))
+    return None
 
 
 class _Refused:

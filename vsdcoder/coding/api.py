@@ -33,6 +33,8 @@ def code(
     timeout: float = 120.0,
     max_retries: int = 2,
     http_retries: int = 6,
+    backoff_base: float = 1.0,
+    backoff_max: float = 60.0,
     concurrency: int = 8,
     rpm: float | None = None,
     tpm: float | None = None,
@@ -70,6 +72,8 @@ def code(
         timeout: Seconds per request.
         max_retries: Re-asks after an invalid answer.
         http_retries: Retries of 429/5xx/timeouts, with backoff and Retry-After.
+        backoff_base: First backoff wait in seconds (doubled per retry, with jitter).
+        backoff_max: Longest wait between retries, in seconds (also caps Retry-After).
         concurrency: Requests in flight at once.
         rpm: Requests-per-minute limit.
         tpm: Estimated tokens-per-minute limit.
@@ -91,7 +95,8 @@ def code(
     settings = ModelSettings(
         model=model, api_base=api_base, api_key=api_key, mode=choose_mode(model, mode),
         temperature=temperature, seed=seed, max_tokens=max_tokens, timeout=timeout,
-        max_retries=max_retries, http_retries=http_retries)
+        max_retries=max_retries, http_retries=http_retries,
+        backoff_base=backoff_base, backoff_max=backoff_max)
     spec = DataSpec(Path(data), id_col, text_col, tuple(context_cols), tuple(meta_cols), encoding, dedupe)
     cfg = CodeConfig(
         data=spec, codebook=codebook, settings=settings, out=Path(out) if out else None,

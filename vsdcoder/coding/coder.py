@@ -107,12 +107,36 @@ def _retry_after(exc: Exception) -> float | None:
             return None
 
 
-def is_transient(exc: Exception) -> bool:
+class WaitRetryAfter:
+    """tenacity wait: the server's ``Retry-After`` if it sent one, else exponential with jitter."""
+
+    def __init__(self, base: float, maximum: float):
+        self.base = base
+        self.maximum = maximum
+
+    def __call__(self, retry_state: Any) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        asked = _retry_after(exc) if exc is not None else None
+        if asked is not None:
+            return min(asked, self.maximum)
+        ceiling = min(self.maximum, self.base * 2 ** (retry_state.attempt_number - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+
+#: Messages of client-side configuration errors that no retry can fix (e.g. no API key).
+_CONFIG_ERRORS = ("Missing credentials", "api_key client option must be set")
+
+
+def is_transient(exc: BaseException) -> bool:
     """429, 5xx, timeouts and connection errors are worth retrying; the rest are not."""
     import litellm
 
+    if isinstance(exc, BudgetExceeded):
+        return False
     transient = (litellm.RateLimitError, litellm.Timeout, litellm.APIConnectionError,
                  litellm.InternalServerError, litellm.ServiceUnavailableError)
+    if any(p in str(exc) for p in _CONFIG_ERRORS):
+        return False  # raised before any request (LiteLLM reports it as a 500): fix, not retry
     if isinstance(exc, transient):
         return True
     status = getattr(exc, "status_code", None)
@@ -215,42 +239,47 @@ class LLMCoder:
                                          cached_tokens=cached, cost=0.0, cache_hit=True))
                 return resp
         s = self.settings
-        for http_try in range(s.http_retries + 1):
-            if self.budget is not None:
-                self.budget.check()
-            if self.limiter is not None:
-                await self.limiter.acquire(kwargs)
-            started = time.time()
-            t0 = time.perf_counter()
-            call = CallLog(attempt=log.attempt, started=started, model=s.model, request=public)
-            try:
-                resp = await self._litellm.acompletion(
-                    **kwargs, api_base=s.api_base, api_key=s.api_key, timeout=s.timeout,
-                    num_retries=0, max_retries=0)
-            except Exception as exc:
-                call.latency = time.perf_counter() - t0
-                call.status = "http_error"
-                call.errors = [f"{type(exc).__name__}: {str(exc)[:500]}"]
-                log.calls.append(call)
-                if not is_transient(exc) or http_try == s.http_retries:
-                    raise
-                wait = _retry_after(exc)
-                if wait is None:
-                    wait = min(s.backoff_max, s.backoff_base * 2 ** http_try)
-                    wait = random.uniform(wait / 2, wait)  # jitter
-                await asyncio.sleep(min(wait, s.backoff_max))
-                continue
-            call.latency = time.perf_counter() - t0
-            call.response = resp.model_dump(mode="json")
-            call.tokens_in, call.tokens_out, call.cached_tokens = _usage(resp)
-            call.cost = _cost(resp)
-            log.calls.append(call)
-            if self.budget is not None and call.cost:
-                self.budget.add(call.cost)
-            if self.cache is not None:
-                self.cache.put(key, s.model, call.response)
-            return resp
+        from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+
+        async for attempt in AsyncRetrying(
+            stop=stop_after_attempt(s.http_retries + 1),
+            retry=retry_if_exception(is_transient),
+            wait=WaitRetryAfter(s.backoff_base, s.backoff_max),
+            reraise=True,
+        ):
+            with attempt:
+                return await self._one_http_call(kwargs, public, key, log)
         raise RuntimeError("unreachable")  # pragma: no cover
+
+    async def _one_http_call(self, kwargs: dict[str, Any], public: dict[str, Any], key: str,
+                             log: _UnitLog) -> Any:
+        s = self.settings
+        if self.budget is not None:
+            self.budget.check()
+        if self.limiter is not None:
+            await self.limiter.acquire(kwargs)
+        call = CallLog(attempt=log.attempt, started=time.time(), model=s.model, request=public)
+        t0 = time.perf_counter()
+        try:
+            resp = await self._litellm.acompletion(
+                **kwargs, api_base=s.api_base, api_key=s.api_key, timeout=s.timeout,
+                num_retries=0, max_retries=0)
+        except Exception as exc:
+            call.latency = time.perf_counter() - t0
+            call.status = "http_error"
+            call.errors = [f"{type(exc).__name__}: {str(exc)[:500]}"]
+            log.calls.append(call)
+            raise
+        call.latency = time.perf_counter() - t0
+        call.response = resp.model_dump(mode="json")
+        call.tokens_in, call.tokens_out, call.cached_tokens = _usage(resp)
+        call.cost = _cost(resp)
+        log.calls.append(call)
+        if self.budget is not None and call.cost:
+            self.budget.add(call.cost)
+        if self.cache is not None:
+            self.cache.put(key, s.model, call.response)
+        return resp
 
     def _on_parse_error(self, error: Exception, *args: Any, **kwargs: Any) -> None:
         log = _current.get(None)
@@ -272,7 +301,7 @@ class LLMCoder:
         log = _UnitLog(probe=True)
         token = _current.set(log)
         try:
-            asyncio.run(self.client.chat.completions.create(
+            run_sync(self.client.chat.completions.create(
                 model=self.settings.model, messages=self.compiled.messages(unit.text, unit.context),
                 response_model=self.compiled.response_model, max_retries=0,
                 context={"text": unit.text}, **self._params()))
@@ -436,3 +465,31 @@ def quiet_libraries() -> None:
 def dump_json(obj: Any) -> str:
     """Compact JSON for logs."""
     return json.dumps(obj, ensure_ascii=False, default=str)
+
+
+def run_sync(coro: Any, on_interrupt: Any = None) -> Any:
+    """``asyncio.run(coro)``, also when an event loop is already running (a Jupyter notebook).
+
+    Inside a running loop the coroutine runs on a fresh loop in a worker thread, with this
+    thread's context variables. A Ctrl-C while waiting calls ``on_interrupt()`` (which must make
+    the coroutine finish soon) and keeps waiting; without ``on_interrupt`` it propagates.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    from concurrent.futures import ThreadPoolExecutor
+
+    ctx = contextvars.copy_context()
+    pool = ThreadPoolExecutor(1, thread_name_prefix="vsdcoder")
+    future = pool.submit(ctx.run, asyncio.run, coro)
+    try:
+        while True:
+            try:
+                return future.result()
+            except KeyboardInterrupt:
+                if on_interrupt is None:
+                    raise
+                on_interrupt()
+    finally:
+        pool.shutdown(wait=on_interrupt is not None)

@@ -12,6 +12,7 @@ grammar is an error, not a silent fallback to free JSON.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import importlib.util
 import os
 import threading
@@ -67,7 +68,20 @@ def load_llama(path: Path, n_ctx: int | None = None, seed: int | None = None):
             _models[key] = Llama(model_path=str(path), n_ctx=ctx, verbose=False,
                                  seed=seed if seed is not None else 0,
                                  n_threads=max(1, os.cpu_count() or 1))
+            if len(_models) == 1:
+                atexit.register(close_models)
         return _models[key]
+
+
+def close_models() -> None:
+    """Free loaded models (at exit, before the interpreter tears llama.cpp's bindings down)."""
+    with _lock:
+        for llm in _models.values():
+            try:
+                llm.close()
+            except Exception:  # best effort at shutdown
+                pass
+        _models.clear()
 
 
 def llama_response_format(response_format: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vsdcoder.coding.coder import BudgetExceeded, LLMCoder, ModelSettings
+from vsdcoder.coding.coder import BudgetExceeded, LLMCoder, ModelSettings, run_sync
 from vsdcoder.data.read import DataSpec, Skip, Unit, UnitReader, file_hash, sample_units
 from vsdcoder.errors import UsageError
 from vsdcoder.store.rundb import RunDB, UnitResult
@@ -87,7 +87,9 @@ class RateLimiter:
     def __init__(self, rpm: float | None, tpm: float | None):
         from aiolimiter import AsyncLimiter
 
-        self.rpm = AsyncLimiter(rpm, 60) if rpm else None
+        # one request per 60/rpm seconds: a bucket of size rpm would let a burst of rpm requests
+        # through at the start and so up to 2 x rpm in the first minute
+        self.rpm = AsyncLimiter(1, 60 / rpm) if rpm else None
         self.tpm = AsyncLimiter(tpm, 60) if tpm else None
         self.tpm_max = tpm
 
@@ -197,16 +199,17 @@ def _run(cfg, compiled, loaded, db: RunDB, run_dir: Path, cache, data_hash: str,
     from vsdcoder.store import manifest as mf
     from vsdcoder.store.exports import write_exports
 
+    done = db.done_ids(cfg.retry_failed)
+    reader = UnitReader(cfg.data)
+    # a first streaming pass counts the work for the progress bar (and validates the file
+    # before any call is paid for, and before the session and manifest are written: bad data
+    # must not leave a session 'running' forever)
+    todo = sum(1 for u in _units(cfg, reader) if u.id not in done)
+
     session = db.start_session(cfg.argv)
     started = time.time()
     manifest = mf.build(cfg, compiled, loaded, data_hash, run_dir, prior)
     mf.write(run_dir, manifest)
-
-    done = db.done_ids(cfg.retry_failed)
-    reader = UnitReader(cfg.data)
-    # a first streaming pass counts the work for the progress bar (and validates the file
-    # before any call is paid for)
-    todo = sum(1 for u in _units(cfg, reader) if u.id not in done)
     for skip in reader.skips:
         _save_skip(db, skip, session, cfg.store_text)
 
@@ -216,8 +219,15 @@ def _run(cfg, compiled, loaded, db: RunDB, run_dir: Path, cache, data_hash: str,
     status = "finished"
     coded = 0
     progress = _Progress(todo, cfg.progress)
+    control: dict[str, Any] = {}
+
+    def interrupt() -> None:  # Ctrl-C while the loop runs in a worker thread (a notebook)
+        if "loop" in control:
+            control["loop"].call_soon_threadsafe(control["interrupt"])
+
     try:
-        coded, status = asyncio.run(_work(cfg, coder, db, session, done, progress))
+        coded, status = run_sync(_work(cfg, coder, db, session, done, progress, control),
+                                 on_interrupt=interrupt)
     except KeyboardInterrupt:
         status = "interrupted"
     finally:
@@ -236,7 +246,7 @@ def _save_skip(db: RunDB, skip: Skip, session: int, store_text: bool) -> None:
 
 
 async def _work(cfg: CodeConfig, coder: LLMCoder, db: RunDB, session: int, done: set[str],
-                progress: _Progress) -> tuple[int, str]:
+                progress: _Progress, control: dict[str, Any] | None = None) -> tuple[int, str]:
     queue: asyncio.Queue[Unit | None] = asyncio.Queue(maxsize=cfg.concurrency * 2)
     stop = asyncio.Event()
     state = {"status": "finished", "coded": 0}
@@ -250,6 +260,8 @@ async def _work(cfg: CodeConfig, coder: LLMCoder, db: RunDB, session: int, done:
             for t in tasks:
                 t.cancel()
 
+    if control is not None:
+        control.update(loop=loop, interrupt=on_sigint)
     installed = False
     if sys.platform != "win32":
         try:
@@ -268,8 +280,16 @@ async def _work(cfg: CodeConfig, coder: LLMCoder, db: RunDB, session: int, done:
                     continue
                 await queue.put(unit)
         finally:
+            # one end marker per worker; once stopped (Ctrl-C, budget) the workers may be gone,
+            # so never wait on a full queue then (that would hang the run forever)
             for _ in range(cfg.concurrency):
-                await queue.put(None)
+                if stop.is_set():
+                    try:
+                        queue.put_nowait(None)
+                    except asyncio.QueueFull:
+                        break
+                else:
+                    await queue.put(None)
 
     async def work() -> None:
         while True:

@@ -1,0 +1,77 @@
+"""``vsdcoder code``: code a data file with a codebook and a model."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+
+def _csv_list(value: str | None) -> tuple[str, ...]:
+    return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``code`` command to ``app``."""
+
+    @app.command("code")
+    def code_cmd(
+        data: Path = typer.Argument(..., help="CSV, TSV, JSONL, Parquet or Excel file."),
+        codebook: str = typer.Option(..., "--codebook", "-c", help="Codebook YAML file or registered name."),
+        model: str | None = typer.Option(None, "--model", "-m", envvar="VSDCODER_MODEL",
+                                         help="LiteLLM model string (default: embedded local/smollm2)."),
+        out: Path | None = typer.Option(None, "--out", "-o", help="Run directory (reuse it to resume)."),
+        id_col: str = typer.Option("id", "--id-col", help="Column with unique ids."),
+        text_col: str = typer.Option("text", "--text-col", help="Column with the text to code."),
+        context_cols: str | None = typer.Option(None, "--context-cols", help="Comma-separated context columns (shown, not coded)."),
+        meta_cols: str | None = typer.Option(None, "--meta-cols", help="Comma-separated columns carried into the output."),
+        encoding: str = typer.Option("utf-8-sig", "--encoding", help="Encoding of CSV/TSV/JSONL files."),
+        dedupe: bool = typer.Option(False, "--dedupe", help="Code identical texts once."),
+        api_base: str | None = typer.Option(None, "--api-base", help="Endpoint of an OpenAI-compatible or local server."),
+        mode: str | None = typer.Option(None, "--mode", help="tools, json_schema, json or md_json (default: by provider)."),
+        temperature: float = typer.Option(0.0, "--temperature"),
+        seed: int | None = typer.Option(None, "--seed", help="Sampling seed (also the --sample seed)."),
+        max_tokens: int | None = typer.Option(None, "--max-tokens"),
+        timeout: float = typer.Option(120.0, "--timeout", help="Seconds per request."),
+        max_retries: int = typer.Option(2, "--max-retries", help="Re-asks after an invalid answer."),
+        http_retries: int = typer.Option(6, "--http-retries", help="Retries of 429/5xx/timeouts."),
+        concurrency: int = typer.Option(8, "--concurrency", "-j", help="Requests in flight."),
+        rpm: float | None = typer.Option(None, "--rpm", help="Requests per minute limit."),
+        tpm: float | None = typer.Option(None, "--tpm", help="Tokens per minute limit (estimated)."),
+        retry_failed: bool = typer.Option(False, "--retry-failed", help="Also retry failed units."),
+        no_cache: bool = typer.Option(False, "--no-cache", help="Bypass the response cache."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Show the first prompt, calls, tokens and cost, then exit."),
+        limit: int | None = typer.Option(None, "--limit", help="Code only the first N units."),
+        sample: int | None = typer.Option(None, "--sample", help="Code a random sample of N units (seeded by --seed)."),
+        budget: float | None = typer.Option(None, "--budget", help="Hard stop before spending more than USD."),
+        no_store_text: bool = typer.Option(False, "--no-store-text", help="Keep raw texts out of run.db."),
+        as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    ) -> None:
+        """Code every unit of DATA with a codebook and a model; resumable with the same --out."""
+        from vsdcoder.coding.api import code
+
+        summary = code(
+            data, codebook, model=model, out=out, id_col=id_col, text_col=text_col,
+            context_cols=_csv_list(context_cols), meta_cols=_csv_list(meta_cols),
+            encoding=encoding, dedupe=dedupe, api_base=api_base, mode=mode,
+            temperature=temperature, seed=seed, max_tokens=max_tokens, timeout=timeout,
+            max_retries=max_retries, http_retries=http_retries, concurrency=concurrency, rpm=rpm,
+            tpm=tpm, retry_failed=retry_failed, cache=not no_cache, dry_run=dry_run, limit=limit,
+            sample=sample, sample_seed=seed or 0, budget=budget, store_text=not no_store_text,
+            progress=not as_json and sys.stderr.isatty(),
+        )
+        from vsdcoder.cli.report import print_dry_run, print_summary
+
+        if as_json:
+            typer.echo(json.dumps({"run_dir": str(summary.run_dir) if summary.run_dir else None,
+                                   "status": summary.status, "counts": summary.counts,
+                                   "totals": summary.totals, "dry_run": summary.dry_run},
+                                  indent=2, ensure_ascii=False, default=str))
+        elif summary.dry_run is not None:
+            print_dry_run(summary.dry_run)
+        else:
+            print_summary(summary)
+        if summary.status == "interrupted":
+            raise typer.Exit(130)

@@ -1,0 +1,57 @@
+"""Terminal rendering of run summaries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vsdcoder.cli.output import console
+
+
+def print_summary(summary: Any) -> None:
+    """Counts, tokens, cost and where the run is, after ``vsdcoder code``."""
+    from rich.table import Table
+
+    out = console()
+    c = summary.counts
+    t = summary.totals
+    table = Table(title=f"run {summary.status}: {summary.run_dir}", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for k in ("coded", "failed", "skipped", "duplicate"):
+        if c.get(k):
+            table.add_row(k, f"{c[k]:,}")
+    if t.get("units_quote_unverified"):
+        table.add_row("coded, quote not verified", f"{t['units_quote_unverified']:,}")
+    table.add_row("coded this session", f"{summary.coded_this_session:,}")
+    table.add_row("model calls (cache hits)", f"{t.get('calls', 0):,} ({t.get('cache_hits', 0):,})")
+    table.add_row("tokens in / out", f"{t.get('tokens_in', 0):,} / {t.get('tokens_out', 0):,}")
+    table.add_row("cost (USD)", f"{t.get('cost_usd', 0):.4f}")
+    table.add_row("time (s)", f"{summary.elapsed:.1f}")
+    out.print(table)
+    if summary.status == "budget":
+        out.print("[yellow]Stopped at the budget.[/] Run the same command with a higher --budget "
+                  "to code the rest.")
+    elif summary.status == "interrupted":
+        out.print("[yellow]Interrupted.[/] Everything finished so far is saved; run the same "
+                  "command to resume.")
+    if c.get("failed"):
+        out.print(f"{c['failed']} unit(s) failed (see codes.jsonl 'error'); rerun with "
+                  "--retry-failed to try them again.")
+    out.print(f"codes: {summary.run_dir}/codes.csv, {summary.run_dir}/codes.jsonl")
+
+
+def print_dry_run(info: dict[str, Any]) -> None:
+    """What a run would do."""
+    from rich.panel import Panel
+
+    out = console()
+    for m in info["messages"]:
+        out.print(Panel(m["content"], title=f"{m['role']} message (unit {info['first_unit']})",
+                        title_align="left"), markup=False)
+    cost = info["estimated_cost_usd"]
+    out.print(f"model {info['model']}: {info['calls']:,} units to code, {info['cached_calls']:,} "
+              f"answered from the cache, {info['uncached_calls']:,} calls to pay for")
+    out.print(f"estimated tokens: {info['estimated_input_tokens']:,} in, "
+              f"~{info['estimated_output_tokens']:,} out (first attempts only)")
+    out.print("estimated cost: " + (f"${cost:.4f}" if cost is not None else
+                                    "unknown (LiteLLM has no price for this model)"))
