@@ -283,7 +283,9 @@ def test_anchors_aliases_and_merge_keys_work():
     with pytest.raises(CodebookError) as info:
         parse_codebook(src, "cb.yaml")
     # 'shared' is not a key of a codebook, and the merged definitions are duplicates
-    assert {p.path for p in info.value.problems} == {"shared"}
+    got = {(p.path, p.severity, p.rule) for p in info.value.problems}
+    assert got == {("shared", "error", "extra_forbidden"),
+                   ("dimensions[0].codes[1].definition", "warning", "duplicate-definition")}
     src = src.replace("shared: &def {definition: Shared wording.}\n", "")
     src = src.replace("<<: *def", "definition: Own wording")
     loaded = parse_codebook(src.replace("Own wording", "B", 1), "cb.yaml", strict=True)

@@ -44,7 +44,8 @@ def _check_run(run_dir, n_units):
         if u["status"] == "coded":
             assert u["codes"]["stressor"] in {
                 "work", "school", "financial_problem", "emotional_turmoil", "social_relationships",
-                "family_issues", "health_fatigue_physical_pain", "everyday_decision_making", "other"}
+                "family_issues", "health_fatigue_physical_pain", "everyday_decision_making",
+                "other"}
             assert isinstance(u["quote_verified"], bool)
         else:
             assert u["error"]
@@ -76,7 +77,7 @@ def test_embedded_in_process_codes_offline(data, tmp_path):
                             max_tokens=120, limit=2)
     assert summary.status == "finished"
     assert sum(summary.counts.values()) == 2
-    lines, calls = _check_run(tmp_path / "run", 2)
+    _lines, calls = _check_run(tmp_path / "run", 2)
     # grammar-constrained: every answer the model gave is a JSON object with the schema's keys
     for response, _status in calls:
         content = json.loads(response)["choices"][0]["message"]["content"]
@@ -138,7 +139,7 @@ def test_llama_cpp_server_over_http(llama_server, data, tmp_path):
                             api_key="sk-noop", out=tmp_path / "run", max_retries=1,
                             max_tokens=120, concurrency=1, limit=2)
     assert summary.status == "finished"
-    lines, calls = _check_run(tmp_path / "run", 2)
+    _lines, _calls = _check_run(tmp_path / "run", 2)
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["model"]["mode"] == "tools"
     assert manifest["model"]["api_base"] == llama_server

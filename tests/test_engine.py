@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import hashlib
+import itertools
 import json
 import sqlite3
 import threading
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 
 import vsdcoder
+from vsdcoder.errors import UsageError
 from vsdcoder.testing.fake_openai import FakeOpenAI, Reply, attempt_number, completion, unit_text
 
 MODEL = "openai/fake"
@@ -36,6 +38,7 @@ def _isolated(tmp_path, monkeypatch):
 
 # -- helpers ---------------------------------------------------------------------------------
 
+
 def write_csv(path: Path, rows: list[tuple], header: tuple[str, ...] = ("id", "text")) -> Path:
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
@@ -48,7 +51,9 @@ def words(text: str, a: int, b: int) -> str:
     return " ".join(text.split()[a:b])
 
 
-def answer(req: dict[str, Any], stressor: str = "work", quote: str | None = None, **kw: Any) -> Reply:
+def answer(
+    req: dict[str, Any], stressor: str = "work", quote: str | None = None, **kw: Any
+) -> Reply:
     """A valid sad-stressors answer quoting words 1-2 of the unit's text."""
     text = unit_text(req)
     q = quote if quote is not None else words(text, 1, 3)
@@ -86,11 +91,25 @@ def query(run_dir: Path, sql: str, *args: Any) -> list[tuple]:
 
 
 def calls_of(run_dir: Path, unit_id: str) -> list[dict[str, Any]]:
-    rows = query(run_dir, "SELECT attempt, status, errors, request, response, parsed, latency,"
-                 " tokens_in, tokens_out, cost, cache_hit FROM calls WHERE unit_id=? ORDER BY id",
-                 unit_id)
-    keys = ("attempt", "status", "errors", "request", "response", "parsed", "latency",
-            "tokens_in", "tokens_out", "cost", "cache_hit")
+    rows = query(
+        run_dir,
+        "SELECT attempt, status, errors, request, response, parsed, latency,"
+        " tokens_in, tokens_out, cost, cache_hit FROM calls WHERE unit_id=? ORDER BY id",
+        unit_id,
+    )
+    keys = (
+        "attempt",
+        "status",
+        "errors",
+        "request",
+        "response",
+        "parsed",
+        "latency",
+        "tokens_in",
+        "tokens_out",
+        "cost",
+        "cache_hit",
+    )
     out = []
     for r in rows:
         d = dict(zip(keys, r, strict=True))
@@ -105,8 +124,11 @@ def reask_messages(server: FakeOpenAI, text: str) -> list[str]:
     out = []
     for req in server.requests:
         if unit_text(req) == text and attempt_number(req) > 1:
-            out += [m.get("content") or "" for m in req["messages"][2:]
-                    if m.get("role") in ("tool", "user")]
+            out += [
+                m.get("content") or ""
+                for m in req["messages"][2:]
+                if m.get("role") in ("tool", "user")
+            ]
     return out
 
 
@@ -127,9 +149,13 @@ def filled(codebook: str, output: dict[str, Any]) -> dict[str, Any]:
 
 # -- correct answers, the run store ----------------------------------------------------------
 
+
 def test_correct_answers_store_everything(tmp_path):
-    texts = {"a1": "My boss keeps yelling at me", "a2": "Exams next week scare me",
-             "a3": "Rent is due and I am broke"}
+    texts = {
+        "a1": "My boss keeps yelling at me",
+        "a2": "Exams next week scare me",
+        "a3": "Rent is due and I am broke",
+    }
     codes = {"a1": "work", "a2": "school", "a3": "financial_problem"}
     data = write_csv(tmp_path / "d.csv", list(texts.items()))
     by_text = {t: codes[i] for i, t in texts.items()}
@@ -153,20 +179,38 @@ def test_correct_answers_store_everything(tmp_path):
         text = texts[ln["id"]]
         q = words(text, 1, 3)
         start = text.index(q)
-        assert ln == {"id": ln["id"], "status": "coded", "codes": {"stressor": codes[ln["id"]]},
-                      "evidence": {"quote": q, "start": start, "end": start + len(q),
-                                   "quote_verified": True},
-                      "attempts": 1, "quote_verified": True}
-        assert text[ln["evidence"]["start"]:ln["evidence"]["end"]] == q
+        assert ln == {
+            "id": ln["id"],
+            "status": "coded",
+            "codes": {"stressor": codes[ln["id"]]},
+            "evidence": {"quote": q, "start": start, "end": start + len(q), "quote_verified": True},
+            "attempts": 1,
+            "quote_verified": True,
+        }
+        assert text[ln["evidence"]["start"] : ln["evidence"]["end"]] == q
     assert lines[0]["evidence"]["start"] == 3 and lines[0]["evidence"]["end"] == 13  # "boss keeps"
 
     # codes.csv: one row per unit
     header, rows = read_csv(out / "codes.csv")
-    assert header == ["id", "status", "stressor", "quote", "quote_start", "quote_end",
-                      "quote_verified", "attempts", "error", "duplicate_of"]
-    assert [(r["id"], r["status"], r["stressor"], r["quote_verified"], r["attempts"]) for r in rows] == [
-        ("a1", "coded", "work", "true", "1"), ("a2", "coded", "school", "true", "1"),
-        ("a3", "coded", "financial_problem", "true", "1")]
+    assert header == [
+        "id",
+        "status",
+        "stressor",
+        "quote",
+        "quote_start",
+        "quote_end",
+        "quote_verified",
+        "attempts",
+        "error",
+        "duplicate_of",
+    ]
+    assert [
+        (r["id"], r["status"], r["stressor"], r["quote_verified"], r["attempts"]) for r in rows
+    ] == [
+        ("a1", "coded", "work", "true", "1"),
+        ("a2", "coded", "school", "true", "1"),
+        ("a3", "coded", "financial_problem", "true", "1"),
+    ]
     assert rows[0]["quote"] == "boss keeps" and rows[0]["quote_start"] == "3"
 
     # manifest.json
@@ -212,15 +256,21 @@ def test_correct_answers_store_everything(tmp_path):
     assert call["latency"] > 0
     assert (call["tokens_in"], call["tokens_out"], call["cache_hit"]) == (100, 20, 0)
     assert query(out, "SELECT id, status, attempts, text FROM units ORDER BY row") == [
-        ("a1", "coded", 1, texts["a1"]), ("a2", "coded", 1, texts["a2"]),
-        ("a3", "coded", 1, texts["a3"])]
+        ("a1", "coded", 1, texts["a1"]),
+        ("a2", "coded", 1, texts["a2"]),
+        ("a3", "coded", 1, texts["a3"]),
+    ]
 
 
 # -- re-asks ---------------------------------------------------------------------------------
 
+
 def test_invalid_answers_are_reasked_with_the_codebook_message(tmp_path):
-    texts = {"j": "badjson my boss shouts", "c": "wrongcode my boss shouts",
-             "q": "nonverbatim my boss shouts"}
+    texts = {
+        "j": "badjson my boss shouts",
+        "c": "wrongcode my boss shouts",
+        "q": "nonverbatim my boss shouts",
+    }
     data = write_csv(tmp_path / "d.csv", list(texts.items()))
 
     def responder(req, srv):
@@ -245,7 +295,7 @@ def test_invalid_answers_are_reasked_with_the_codebook_message(tmp_path):
         "j": "Invalid JSON",
         "c": "unknown code 'Workz' for 'stressor' (did you mean 'work'?); choose one of: 'work'",
         "q": "the quote is not verbatim: 'my manager yells' does not occur in the text; copy it "
-             "exactly",
+        "exactly",
     }
     for uid, msg in expected.items():
         reask = reask_messages(srv, texts[uid])
@@ -260,7 +310,9 @@ def test_invalid_answers_are_reasked_with_the_codebook_message(tmp_path):
 
 
 def test_wrong_code_every_time_fails_and_is_never_coerced(tmp_path):
-    data = write_csv(tmp_path / "d.csv", [("1", "my boss shouts at me"), ("2", "my exams scare me")])
+    data = write_csv(
+        tmp_path / "d.csv", [("1", "my boss shouts at me"), ("2", "my exams scare me")]
+    )
 
     def responder(req, srv):
         if "boss" in unit_text(req):
@@ -278,11 +330,17 @@ def test_wrong_code_every_time_fails_and_is_never_coerced(tmp_path):
     assert bad["attempts"] == 2
     assert good["codes"] == {"stressor": "school"}
     _, rows = read_csv(tmp_path / "run" / "codes.csv")
-    assert rows[0]["status"] == "failed" and rows[0]["stressor"] == "" and "Work stuff" in rows[0]["error"]
+    assert (
+        rows[0]["status"] == "failed"
+        and rows[0]["stressor"] == ""
+        and "Work stuff" in rows[0]["error"]
+    )
 
 
 def test_quote_never_verbatim_is_kept_flagged_and_counted(tmp_path):
-    data = write_csv(tmp_path / "d.csv", [("1", "my boss shouts at me"), ("2", "my exams scare me")])
+    data = write_csv(
+        tmp_path / "d.csv", [("1", "my boss shouts at me"), ("2", "my exams scare me")]
+    )
 
     def responder(req, srv):
         if "boss" in unit_text(req):
@@ -298,8 +356,12 @@ def test_quote_never_verbatim_is_kept_flagged_and_counted(tmp_path):
     ln = read_jsonl(out / "codes.jsonl")[0]
     assert ln["status"] == "coded" and ln["quote_verified"] is False
     assert ln["codes"] == {"stressor": "work"}
-    assert ln["evidence"] == {"quote": "the boss yells", "start": None, "end": None,
-                              "quote_verified": False}
+    assert ln["evidence"] == {
+        "quote": "the boss yells",
+        "start": None,
+        "end": None,
+        "quote_verified": False,
+    }
     assert ln["attempts"] == 3
     assert "quote not verified after re-asks" in ln["error"] and "not verbatim" in ln["error"]
     assert json.loads((out / "manifest.json").read_text())["units_quote_unverified"] == 1
@@ -329,7 +391,7 @@ def test_segment_codebook_short_quote_reasked_then_one_row_per_record(tmp_path):
     assert len(recs) == len(ex.output["records"]) >= 2
     for rec, want in zip(recs, ex.output["records"], strict=True):
         assert rec["quote"] == want["quote"]
-        assert ex.text[rec["start"]:rec["end"]] == want["quote"]
+        assert ex.text[rec["start"] : rec["end"]] == want["quote"]
         assert rec["quote_verified"] is True
         assert rec["codes"]["llm_impact"] == want["llm_impact"]
     _, rows = read_csv(tmp_path / "run" / "codes.csv")
@@ -352,7 +414,7 @@ def test_segment_quote_too_short_every_time_is_kept_unverified(tmp_path):
     (ln,) = read_jsonl(tmp_path / "run" / "codes.jsonl")
     assert ln["quote_verified"] is False
     (r,) = ln["records"]
-    assert r["quote_verified"] is False and ex.text[r["start"]:r["end"]] == rec["quote"]
+    assert r["quote_verified"] is False and ex.text[r["start"] : r["end"]] == rec["quote"]
     assert "at least 5 words" in ln["error"]
 
 
@@ -394,6 +456,7 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 # -- transient failures ---------------------------------------------------------------------
 
+
 def test_429_retry_after_is_honoured(tmp_path):
     data = write_csv(tmp_path / "d.csv", [("1", "my boss shouts at me")])
     times: list[float] = []
@@ -401,8 +464,11 @@ def test_429_retry_after_is_honoured(tmp_path):
     def responder(req, srv):
         times.append(time.monotonic())
         if len(times) == 1:
-            return Reply({"error": {"message": "rate limited", "type": "rate_limit_error"}},
-                         429, {"Retry-After": "1"})
+            return Reply(
+                {"error": {"message": "rate limited", "type": "rate_limit_error"}},
+                429,
+                {"Retry-After": "1"},
+            )
         return answer(req)
 
     with FakeOpenAI(responder) as srv:
@@ -418,8 +484,15 @@ def test_429_retry_after_is_honoured(tmp_path):
 
 
 def test_500s_then_success_and_permanent_failures(tmp_path):
-    data = write_csv(tmp_path / "d.csv", [("flaky", "flaky my boss shouts"), ("down", "down my boss"),
-                                          ("bad", "bad request my boss"), ("ok", "ok my boss shouts")])
+    data = write_csv(
+        tmp_path / "d.csv",
+        [
+            ("flaky", "flaky my boss shouts"),
+            ("down", "down my boss"),
+            ("bad", "bad request my boss"),
+            ("ok", "ok my boss shouts"),
+        ],
+    )
 
     def responder(req, srv):
         t = unit_text(req)
@@ -428,7 +501,9 @@ def test_500s_then_success_and_permanent_failures(tmp_path):
         if t.startswith("down"):
             return Reply({"error": {"message": "server on fire"}}, 503)
         if t.startswith("bad"):
-            return Reply({"error": {"message": "malformed request", "type": "invalid_request_error"}}, 400)
+            return Reply(
+                {"error": {"message": "malformed request", "type": "invalid_request_error"}}, 400
+            )
         return answer(req)
 
     with FakeOpenAI(responder) as srv:
@@ -451,7 +526,9 @@ def test_500s_then_success_and_permanent_failures(tmp_path):
 
 
 def test_timeouts_are_retried(tmp_path):
-    data = write_csv(tmp_path / "d.csv", [("slow", "slow my boss shouts"), ("never", "never my boss")])
+    data = write_csv(
+        tmp_path / "d.csv", [("slow", "slow my boss shouts"), ("never", "never my boss")]
+    )
 
     def responder(req, srv):
         t = unit_text(req)
@@ -471,22 +548,35 @@ def test_timeouts_are_retried(tmp_path):
     assert srv.hits["never my boss"] == 2
 
 
-def test_missing_api_key_is_not_retried(tmp_path, monkeypatch):
+def test_missing_api_key_stops_the_run_with_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    data = write_csv(tmp_path / "d.csv", [("1", "my boss shouts")])
+    data = write_csv(tmp_path / "d.csv", [("1", "my boss shouts"), ("2", "rent is due")])
     with FakeOpenAI(lambda req, s: answer(req)) as srv:
         t0 = time.monotonic()
-        summary = run(data, srv, tmp_path / "run", api_key=None, http_retries=4, backoff_base=0.5)
+        with pytest.raises(UsageError, match="refused the request") as err:
+            run(data, srv, tmp_path / "run", api_key=None, http_retries=4, backoff_base=0.5,
+                concurrency=1)
         elapsed = time.monotonic() - t0
-    assert summary.counts == {"failed": 1}
+    assert "API key" in str(err.value) and "resume" in str(err.value)
     assert len(srv.requests) == 0
-    (ln,) = read_jsonl(tmp_path / "run" / "codes.jsonl")
-    assert "api_key" in ln["error"] or "API key" in ln["error"] or "credentials" in ln["error"]
-    assert len(calls_of(tmp_path / "run", "1")) == 1  # no retries of a configuration error
-    assert elapsed < 5  # 4 backoffs from 0.5 s would take >= 3.75 s on top
+    assert elapsed < 5  # no backoff on a configuration error
+    # nothing is recorded as coded or failed: the units are still to do on resume
+    assert read_jsonl(tmp_path / "run" / "codes.jsonl") == []
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["status"] == "rejected"
+
+
+def test_provider_401_stops_the_run(tmp_path):
+    data = write_csv(tmp_path / "d.csv", [(str(i), f"unit {i} my boss") for i in range(5)])
+    bad = lambda req, s: Reply({"error": {"message": "Incorrect API key provided"}}, 401)  # noqa: E731
+    with FakeOpenAI(bad) as srv:
+        with pytest.raises(UsageError, match="AuthenticationError"):
+            run(data, srv, tmp_path / "run", concurrency=1)
+    assert len(srv.requests) == 1  # the first 401 stops everything; no retries, no other units
 
 
 # -- runner ----------------------------------------------------------------------------------
+
 
 def test_concurrency_bounds_requests_in_flight(tmp_path):
     data = write_csv(tmp_path / "d.csv", [(str(i), f"unit {i} my boss shouts") for i in range(12)])
@@ -522,7 +612,7 @@ def test_rpm_spaces_requests(tmp_path):
     assert summary.counts == {"coded": 6}
     assert len(times) == 6
     assert times[-1] - times[0] >= 5 * 0.2 * 0.9
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= 0.15
 
 
@@ -530,11 +620,21 @@ def test_budget_is_a_hard_stop(tmp_path):
     import litellm
 
     model = "openai/fake-priced"
-    litellm.register_model({model: {"input_cost_per_token": 1e-4, "output_cost_per_token": 2e-4,
-                                     "litellm_provider": "openai", "mode": "chat"}})
+    litellm.register_model(
+        {
+            model: {
+                "input_cost_per_token": 1e-4,
+                "output_cost_per_token": 2e-4,
+                "litellm_provider": "openai",
+                "mode": "chat",
+            }
+        }
+    )
     per_call = 100 * 1e-4 + 20 * 2e-4  # the fake server reports 100 + 20 tokens
     try:
-        data = write_csv(tmp_path / "d.csv", [(str(i), f"unit {i} my boss shouts") for i in range(20)])
+        data = write_csv(
+            tmp_path / "d.csv", [(str(i), f"unit {i} my boss shouts") for i in range(20)]
+        )
         with FakeOpenAI(lambda req, s: answer(req)) as srv:
             s1 = run(data, srv, tmp_path / "run", model=model, budget=0.05, concurrency=1)
             assert s1.status == "budget"
@@ -546,8 +646,9 @@ def test_budget_is_a_hard_stop(tmp_path):
             assert len(read_jsonl(tmp_path / "run" / "codes.jsonl")) == 3
 
             # with 4 calls in flight the overshoot is at most those calls
-            s2 = run(data, srv, tmp_path / "run4", model=model, budget=0.05, concurrency=4,
-                     cache=False)
+            s2 = run(
+                data, srv, tmp_path / "run4", model=model, budget=0.05, concurrency=4, cache=False
+            )
             assert s2.status == "budget"
             assert s2.totals["cost_usd"] <= 0.05 + 4 * per_call + 1e-9
             assert s2.counts["coded"] < 20
@@ -574,9 +675,13 @@ def test_cache_makes_a_second_run_free_and_no_cache_bypasses_it(tmp_path):
     assert second.counts == {"coded": 4}
     assert second.totals["cache_hits"] == 4 and second.totals["cost_usd"] == 0
     assert third.totals["cache_hits"] == 0
-    assert read_jsonl(tmp_path / "run1" / "codes.jsonl") == read_jsonl(tmp_path / "run2" / "codes.jsonl")
-    assert query(tmp_path / "run2", "SELECT DISTINCT cache_hit, cached FROM calls JOIN units"
-                 " ON units.id = calls.unit_id") == [(1, 1)]
+    assert read_jsonl(tmp_path / "run1" / "codes.jsonl") == read_jsonl(
+        tmp_path / "run2" / "codes.jsonl"
+    )
+    assert query(
+        tmp_path / "run2",
+        "SELECT DISTINCT cache_hit, cached FROM calls JOIN units ON units.id = calls.unit_id",
+    ) == [(1, 1)]
     assert (tmp_path / "cache" / "responses.db").exists()
     assert KEY.encode() not in (tmp_path / "cache" / "responses.db").read_bytes()
 
@@ -594,7 +699,9 @@ def test_resume_codes_only_what_is_missing(tmp_path):
         s3 = run(data, srv, tmp_path / "run", cache=False)
         assert s3.coded_this_session == 0 and len(srv.requests) == 6
     assert s2.counts == {"coded": 6}
-    assert [ln["id"] for ln in read_jsonl(tmp_path / "run" / "codes.jsonl")] == [str(i) for i in range(6)]
+    assert [ln["id"] for ln in read_jsonl(tmp_path / "run" / "codes.jsonl")] == [
+        str(i) for i in range(6)
+    ]
     m = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert [s["status"] for s in m["sessions"]] == ["finished"] * 3
     assert query(tmp_path / "run", "SELECT COUNT(*) FROM sessions") == [(3,)]
@@ -619,7 +726,9 @@ def test_retry_failed(tmp_path):
         assert s3.coded_this_session == 1 and len(srv.requests) == 3
     assert s3.counts == {"coded": 2}
     assert query(tmp_path / "run", "SELECT id, status, error FROM units ORDER BY row") == [
-        ("1", "coded", None), ("2", "coded", None)]
+        ("1", "coded", None),
+        ("2", "coded", None),
+    ]
     # the failed attempt of the first session is still in the log
     assert [c["status"] for c in calls_of(tmp_path / "run", "1")] == ["http_error", "ok"]
 
@@ -628,10 +737,20 @@ def test_dry_run_makes_no_request_and_counts_only_uncached_calls(tmp_path):
     import litellm
 
     model = "openai/fake-dry"
-    litellm.register_model({model: {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6,
-                                    "litellm_provider": "openai", "mode": "chat"}})
+    litellm.register_model(
+        {
+            model: {
+                "input_cost_per_token": 1e-6,
+                "output_cost_per_token": 2e-6,
+                "litellm_provider": "openai",
+                "mode": "chat",
+            }
+        }
+    )
     try:
-        data = write_csv(tmp_path / "d.csv", [(str(i), f"unit {i} my boss shouts") for i in range(5)])
+        data = write_csv(
+            tmp_path / "d.csv", [(str(i), f"unit {i} my boss shouts") for i in range(5)]
+        )
         with FakeOpenAI(lambda req, s: answer(req)) as srv:
             d1 = run(data, srv, tmp_path / "dry", model=model, dry_run=True)
             assert srv.requests == []
@@ -645,7 +764,8 @@ def test_dry_run_makes_no_request_and_counts_only_uncached_calls(tmp_path):
             assert info["estimated_input_tokens"] > 5 * 100
             assert info["estimated_output_tokens"] == 5 * 150
             assert info["estimated_cost_usd"] == pytest.approx(
-                info["estimated_input_tokens"] * 1e-6 + 750 * 2e-6, rel=1e-3)
+                info["estimated_input_tokens"] * 1e-6 + 750 * 2e-6, rel=1e-3
+            )
 
             run(data, srv, tmp_path / "run", model=model, limit=2)  # fills the cache for 2 units
             assert len(srv.requests) == 2
@@ -653,7 +773,9 @@ def test_dry_run_makes_no_request_and_counts_only_uncached_calls(tmp_path):
             assert len(srv.requests) == 2
             i2 = d2.dry_run
             assert (i2["calls"], i2["cached_calls"], i2["uncached_calls"]) == (5, 2, 3)
-            assert i2["estimated_input_tokens"] == pytest.approx(info["estimated_input_tokens"] * 3 / 5, rel=0.05)
+            assert i2["estimated_input_tokens"] == pytest.approx(
+                info["estimated_input_tokens"] * 3 / 5, rel=0.05
+            )
             assert i2["estimated_output_tokens"] == 3 * 150
             # resuming a run: what is done is not counted at all
             d3 = run(data, srv, tmp_path / "run", model=model, dry_run=True)
@@ -689,9 +811,13 @@ def test_refuses_to_resume_with_another_codebook_or_model(tmp_path):
     data = write_csv(tmp_path / "d.csv", [("1", "my boss shouts at me")])
     with FakeOpenAI(lambda req, s: answer(req)) as srv:
         run(data, srv, tmp_path / "run")
-        with pytest.raises(vsdcoder.UsageError, match="cannot resume this run: .*codebook changed"):
+        with pytest.raises(
+            vsdcoder.UsageError, match=r"cannot resume this run: .*codebook changed"
+        ):
             run(data, srv, tmp_path / "run", codebook="tiktok-llm-mh")
-        with pytest.raises(vsdcoder.UsageError, match=r"model changed \(openai/fake -> openai/other\)"):
+        with pytest.raises(
+            vsdcoder.UsageError, match=r"model changed \(openai/fake -> openai/other\)"
+        ):
             run(data, srv, tmp_path / "run", model="openai/other")
         assert len(srv.requests) == 1
     m = json.loads((tmp_path / "run" / "manifest.json").read_text())
@@ -715,18 +841,28 @@ def test_run_dir_in_use_is_refused(tmp_path):
 
 
 def test_context_and_meta_columns(tmp_path):
-    data = write_csv(tmp_path / "d.csv", [("1", "my boss shouts at me", "sms", "34", "g1"),
-                                          ("2", "my exams scare me", "", "19", "g2")],
-                     header=("id", "text", "channel", "age", "group"))
+    data = write_csv(
+        tmp_path / "d.csv",
+        [
+            ("1", "my boss shouts at me", "sms", "34", "g1"),
+            ("2", "my exams scare me", "", "19", "g2"),
+        ],
+        header=("id", "text", "channel", "age", "group"),
+    )
     with FakeOpenAI(lambda req, s: answer(req)) as srv:
         run(data, srv, tmp_path / "run", context_cols=["channel"], meta_cols=["age", "group"])
     users = {unit_text(r): r["messages"][1]["content"] for r in srv.requests}
-    assert users["my boss shouts at me"] == ('Context (for understanding only; do not code it):\n'
-                                             '"""\nchannel: sms\n"""\n\nText to code:\n"""\n'
-                                             'my boss shouts at me\n"""')
+    assert users["my boss shouts at me"] == (
+        "Context (for understanding only; do not code it):\n"
+        '"""\nchannel: sms\n"""\n\nText to code:\n"""\n'
+        'my boss shouts at me\n"""'
+    )
     assert "Context" not in users["my exams scare me"]  # empty context is not shown
     lines = read_jsonl(tmp_path / "run" / "codes.jsonl")
-    assert [ln["meta"] for ln in lines] == [{"age": "34", "group": "g1"}, {"age": "19", "group": "g2"}]
+    assert [ln["meta"] for ln in lines] == [
+        {"age": "34", "group": "g1"},
+        {"age": "19", "group": "g2"},
+    ]
     assert lines[0]["evidence"]["quote"] == "boss shouts"  # offsets are into the text, not context
     assert lines[0]["evidence"]["start"] == 3
     header, rows = read_csv(tmp_path / "run" / "codes.csv")
@@ -736,8 +872,15 @@ def test_context_and_meta_columns(tmp_path):
 
 
 def test_empty_texts_skipped_and_duplicates_deduped(tmp_path):
-    data = write_csv(tmp_path / "d.csv", [("1", "my boss shouts at me"), ("2", "   "),
-                                          ("3", "my  boss shouts at me "), ("4", "my exams scare me")])
+    data = write_csv(
+        tmp_path / "d.csv",
+        [
+            ("1", "my boss shouts at me"),
+            ("2", "   "),
+            ("3", "my  boss shouts at me "),
+            ("4", "my exams scare me"),
+        ],
+    )
     with FakeOpenAI(lambda req, s: answer(req)) as srv:
         s = run(data, srv, tmp_path / "run", dedupe=True)
         assert len(srv.requests) == 2
@@ -747,7 +890,11 @@ def test_empty_texts_skipped_and_duplicates_deduped(tmp_path):
     assert lines["3"]["status"] == "duplicate" and lines["3"]["duplicate_of"] == "1"
     _, rows = read_csv(tmp_path / "run" / "codes.csv")
     assert [(r["id"], r["status"], r["duplicate_of"]) for r in rows] == [
-        ("1", "coded", ""), ("2", "skipped", ""), ("3", "duplicate", "1"), ("4", "coded", "")]
+        ("1", "coded", ""),
+        ("2", "skipped", ""),
+        ("3", "duplicate", "1"),
+        ("4", "coded", ""),
+    ]
     # without --dedupe the copy is coded (from the cache: same request)
     with FakeOpenAI(lambda req, s: answer(req)) as srv:
         s2 = run(data, srv, tmp_path / "run2")
@@ -757,8 +904,10 @@ def test_empty_texts_skipped_and_duplicates_deduped(tmp_path):
 def test_api_key_is_never_stored(tmp_path, monkeypatch):
     planted = "sk-PLANTED-inprocess-7f3a9c"
     monkeypatch.setenv("OPENAI_API_KEY", "sk-PLANTED-env-should-not-be-used")
-    data = write_csv(tmp_path / "d.csv", [("1", "my boss shouts at me"), ("2", "bad my exams"),
-                                          ("3", "wrongcode my exams")])
+    data = write_csv(
+        tmp_path / "d.csv",
+        [("1", "my boss shouts at me"), ("2", "bad my exams"), ("3", "wrongcode my exams")],
+    )
 
     def responder(req, srv):
         t = unit_text(req)
@@ -783,8 +932,11 @@ def test_api_key_is_never_stored(tmp_path, monkeypatch):
 
 def test_works_inside_a_running_event_loop(tmp_path):
     """As in a Jupyter notebook, where an event loop is already running."""
-    data = write_csv(tmp_path / "d.csv", [("1", "my boss shouts at me"), ("2", "my exams scare me")])
+    data = write_csv(
+        tmp_path / "d.csv", [("1", "my boss shouts at me"), ("2", "my exams scare me")]
+    )
     with FakeOpenAI(lambda req, s: answer(req)) as srv:
+
         async def notebook_cell():
             dry = run(data, srv, tmp_path / "dry", dry_run=True)
             return dry, run(data, srv, tmp_path / "run")
@@ -792,3 +944,55 @@ def test_works_inside_a_running_event_loop(tmp_path):
         dry, summary = asyncio.run(notebook_cell())
     assert dry.dry_run["calls"] == 2
     assert summary.counts == {"coded": 2}
+
+
+def test_exponential_backoff_between_retries(tmp_path):
+    data = write_csv(tmp_path / "d.csv", [("1", "flaky my boss shouts")])
+    times: list[float] = []
+
+    def responder(req, srv):
+        times.append(time.monotonic())
+        if len(times) <= 3:
+            return Reply({"error": {"message": "busy"}}, 503)
+        return answer(req)
+
+    with FakeOpenAI(responder) as srv:
+        summary = run(data, srv, tmp_path / "run", http_retries=3, backoff_base=0.2, backoff_max=10)
+    assert summary.counts == {"coded": 1}
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert len(gaps) == 3
+    # waits drawn from [base * 2^k / 2, base * 2^k]: 0.1-0.2, 0.2-0.4, 0.4-0.8 s
+    for k, gap in enumerate(gaps):
+        assert gap >= 0.2 * 2**k / 2 - 0.01, gaps
+    assert gaps[2] > gaps[0]
+
+
+def test_cli_dry_run_prints_the_prompt_and_makes_no_request(tmp_path, capsys):
+    from vsdcoder.cli.main import main
+
+    data = write_csv(
+        tmp_path / "d.csv", [("1", "my boss shouts at me"), ("2", "my exams scare me")]
+    )
+    with FakeOpenAI(lambda req, s: answer(req)) as srv:
+        rc = main(
+            [
+                "code",
+                str(data),
+                "--codebook",
+                "sad-stressors",
+                "--model",
+                MODEL,
+                "--api-base",
+                srv.url,
+                "--out",
+                str(tmp_path / "run"),
+                "--dry-run",
+            ]
+        )
+        assert srv.requests == []
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert "user message (unit 1)" in out and "my boss shouts at me" in out
+    assert "2 units to code, 0 answered from the cache, 2 calls to pay for" in out
+    assert "estimated cost: unknown (LiteLLM has no price for this model)" in out
+    assert not (tmp_path / "run").exists()

@@ -37,27 +37,63 @@ def _isolated(tmp_path, monkeypatch):
 def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("VSDCODER_MODEL", None)
-    env.update(VSDCODER_CACHE_DIR=str(tmp_path / "cache"), LITELLM_LOCAL_MODEL_COST_MAP="True",
-               VSDCODER_LOAD_PLUGINS="", COLUMNS="200", OPENAI_API_KEY="sk-test-cli",
-               PYTHONUNBUFFERED="1")
+    env.update(
+        VSDCODER_CACHE_DIR=str(tmp_path / "cache"),
+        LITELLM_LOCAL_MODEL_COST_MAP="True",
+        VSDCODER_LOAD_PLUGINS="",
+        COLUMNS="200",
+        OPENAI_API_KEY="sk-test-cli",
+        PYTHONUNBUFFERED="1",
+    )
     env.update(extra)
     return env
 
 
 def start(tmp_path: Path, args: list[str], **env: str) -> subprocess.Popen:
-    return subprocess.Popen([*VSDCODER, *args], cwd=tmp_path, env=env_for(tmp_path, **env),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [*VSDCODER, *args],
+        cwd=tmp_path,
+        env=env_for(tmp_path, **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def cli(tmp_path: Path, args: list[str], timeout: float = 120, **env: str):
-    return subprocess.run([*VSDCODER, *args], cwd=tmp_path, env=env_for(tmp_path, **env),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [*VSDCODER, *args],
+        cwd=tmp_path,
+        env=env_for(tmp_path, **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
-def code_args(data: Path, server: FakeOpenAI, out: Path, *more: str,
-              codebook: str = "sad-stressors", model: str = "openai/fake") -> list[str]:
-    return ["code", str(data), "--codebook", codebook, "--model", model, "--api-base",
-            server.url, "--out", str(out), "--http-retries", "1", *more]
+def code_args(
+    data: Path,
+    server: FakeOpenAI,
+    out: Path,
+    *more: str,
+    codebook: str = "sad-stressors",
+    model: str = "openai/fake",
+) -> list[str]:
+    return [
+        "code",
+        str(data),
+        "--codebook",
+        codebook,
+        "--model",
+        model,
+        "--api-base",
+        server.url,
+        "--out",
+        str(out),
+        "--http-retries",
+        "1",
+        *more,
+    ]
 
 
 def write_csv(path: Path, rows: list[tuple], header: tuple[str, ...] = ("id", "text")) -> Path:
@@ -115,60 +151,135 @@ def wait_for(cond: Callable[[], bool], proc: subprocess.Popen, timeout: float = 
 
 # -- end to end --------------------------------------------------------------------------------
 
-def test_cli_code_end_to_end_then_runs_list_and_show(tmp_path, capsys):
+
+def test_cli_code_end_to_end_then_runs_list_and_show_and_no_key_stored(tmp_path, capsys):
     from vsdcoder.cli.main import main
 
-    data = write_csv(tmp_path / "d.csv", [("1", "my boss shouts at me", "sms", "34"),
-                                          ("2", "my exams scare me", "", "19"),
-                                          ("3", "   ", "web", "50")],
-                     header=("id", "text", "channel", "age"))
+    planted = f"sk-PLANTED-{uuid.uuid4().hex}"
+    data = write_csv(
+        tmp_path / "d.csv",
+        [
+            ("1", "my boss shouts at me", "sms", "34"),
+            ("2", "my exams scare me", "", "19"),
+            ("3", "   ", "web", "50"),
+            ("4", "bad request here", "", "20"),
+            ("5", "wrongcode my rent", "", "21"),
+            ("6", "flaky my rent is due", "", "22"),
+        ],
+        header=("id", "text", "channel", "age"),
+    )
+
+    def responder(req, srv):
+        t = unit_text(req)
+        if t.startswith("bad"):
+            return Reply({"error": {"message": "nope"}}, 400)
+        if t.startswith("wrongcode") and attempt_number(req) == 1:
+            return Reply(completion(req, {"quote": "my rent", "stressor": "nah"}))
+        if t.startswith("flaky") and srv.hits[t] == 1:
+            return Reply({"error": {"message": "hiccup"}}, 500)
+        return answer(req)
+
     out = tmp_path / "runs" / "r1"
-    with FakeOpenAI(lambda req, s: answer(req)) as srv:
-        p = cli(tmp_path, code_args(data, srv, out, "--context-cols", "channel",
-                                    "--meta-cols", "age"))
+    with FakeOpenAI(responder) as srv:
+        p = cli(
+            tmp_path,
+            code_args(data, srv, out, "--context-cols", "channel", "--meta-cols", "age"),
+            OPENAI_API_KEY=planted,
+        )
         assert p.returncode == 0, p.stderr
         assert "Traceback" not in p.stdout + p.stderr
         assert f"run finished: {out}" in p.stdout
-        assert len(srv.requests) == 2
+        assert "1 unit(s) failed" in p.stdout
+        assert len(srv.requests) == 7  # 1 + 1 (400) + 2 (re-ask) + 2 (500, retry) + 1
         first = next(r for r in srv.requests if unit_text(r) == "my boss shouts at me")
-        assert 'Context (for understanding only; do not code it):\n"""\nchannel: sms\n"""' in (
-            first["messages"][1]["content"])
-        assert first["_auth"] == "Bearer sk-test-cli"
+        assert (
+            'Context (for understanding only; do not code it):\n"""\nchannel: sms\n"""'
+            in (first["messages"][1]["content"])
+        )
+        assert {r["_auth"] for r in srv.requests} == {f"Bearer {planted}"}  # the key was sent
 
         # resuming with another model or codebook is refused, before any request
-        bad_model = cli(tmp_path, code_args(data, srv, out, "--context-cols", "channel",
-                                            "--meta-cols", "age", model="openai/other"))
+        bad_model = cli(
+            tmp_path,
+            code_args(
+                data,
+                srv,
+                out,
+                "--context-cols",
+                "channel",
+                "--meta-cols",
+                "age",
+                model="openai/other",
+            ),
+        )
         bad_cb = cli(tmp_path, code_args(data, srv, out, codebook="tiktok-llm-mh"))
-        assert len(srv.requests) == 2
+        assert len(srv.requests) == 7
     assert bad_model.returncode == 2
-    assert "cannot resume this run: the model changed (openai/fake -> openai/other)" in bad_model.stderr
+    assert (
+        "cannot resume this run: the model changed (openai/fake -> openai/other)"
+        in bad_model.stderr
+    )
     assert bad_cb.returncode == 2 and "the codebook changed" in bad_cb.stderr
     assert "Traceback" not in bad_model.stderr + bad_cb.stderr
 
+    # the key is nowhere: not in any file of the run directory (run.db, its WAL if any, the
+    # exports, the manifest), not in the response cache, not on the terminal
+    files = [f for d in (out, tmp_path / "cache") for f in d.rglob("*") if f.is_file()]
+    assert {"run.db", "manifest.json", "codes.jsonl", "codes.csv", "responses.db"} <= {
+        f.name for f in files
+    }
+    for f in files:
+        raw = f.read_bytes()
+        assert planted.encode() not in raw, f
+        assert b"PLANTED" not in raw, f
+    assert "PLANTED" not in p.stdout + p.stderr
+
     lines = read_jsonl(out / "codes.jsonl")
     assert [(ln["id"], ln["status"], ln.get("meta")) for ln in lines] == [
-        ("1", "coded", {"age": "34"}), ("2", "coded", {"age": "19"}), ("3", "skipped", {"age": "50"})]
+        ("1", "coded", {"age": "34"}),
+        ("2", "coded", {"age": "19"}),
+        ("3", "skipped", {"age": "50"}),
+        ("4", "failed", {"age": "20"}),
+        ("5", "coded", {"age": "21"}),
+        ("6", "coded", {"age": "22"}),
+    ]
     assert lines[0]["codes"] == {"stressor": "work"} and lines[0]["evidence"]["start"] == 3
+    assert lines[4]["attempts"] == 2 and "nope" in lines[3]["error"]
     with open(out / "codes.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    assert [(r["id"], r["age"], r["stressor"], r["quote"]) for r in rows] == [
-        ("1", "34", "work", "boss shouts"), ("2", "19", "work", "exams scare"), ("3", "50", "", "")]
+    assert [(r["id"], r["age"], r["stressor"], r["quote"]) for r in rows][:4] == [
+        ("1", "34", "work", "boss shouts"),
+        ("2", "19", "work", "exams scare"),
+        ("3", "50", "", ""),
+        ("4", "20", "", ""),
+    ]
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["status"] == "finished" and manifest["counts"] == {"coded": 2, "skipped": 1}
+    assert manifest["status"] == "finished"
+    assert manifest["counts"] == {"coded": 4, "failed": 1, "skipped": 1}
 
     capsys.readouterr()
     assert main(["runs", "list", "--dir", str(tmp_path / "runs"), "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [(r["run"], r["status"], r["codebook"], r["model"], r["counts"]) for r in listed] == [
-        (str(out), "finished", f"sad-stressors {manifest['codebook']['version']}", "openai/fake",
-         {"coded": 2, "skipped": 1})]
+        (
+            str(out),
+            "finished",
+            f"sad-stressors {manifest['codebook']['version']}",
+            "openai/fake",
+            {"coded": 4, "failed": 1, "skipped": 1},
+        )
+    ]
     assert main(["runs", "list", "--dir", str(tmp_path / "runs")]) == 0
     table = capsys.readouterr().out
     assert str(out) in table and "openai/fake" in table and "finished" in table
     assert main(["runs", "show", str(out)]) == 0
     shown = capsys.readouterr().out
-    for value in (manifest["codebook"]["hash"], manifest["prompt"]["hash"], manifest["data"]["hash"],
-                  "openai/fake"):
+    for value in (
+        manifest["codebook"]["hash"],
+        manifest["prompt"]["hash"],
+        manifest["data"]["hash"],
+        "openai/fake",
+    ):
         assert value in shown
     assert main(["runs", "show", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == manifest
@@ -176,39 +287,8 @@ def test_cli_code_end_to_end_then_runs_list_and_show(tmp_path, capsys):
     assert "not a run directory" in capsys.readouterr().err
 
 
-def test_cli_never_stores_the_api_key(tmp_path):
-    planted = f"sk-PLANTED-{uuid.uuid4().hex}"
-    data = write_csv(tmp_path / "d.csv", [("1", "my boss shouts at me"), ("2", "bad my exams"),
-                                          ("3", "wrongcode my exams"), ("4", "flaky my rent")])
-
-    def responder(req, srv):
-        t = unit_text(req)
-        if t.startswith("bad"):
-            return Reply({"error": {"message": "nope"}}, 400)
-        if t.startswith("wrongcode") and attempt_number(req) == 1:
-            return Reply(completion(req, {"quote": "my exams", "stressor": "nah"}))
-        if t.startswith("flaky") and srv.hits[t] == 1:
-            return Reply({"error": {"message": "hiccup"}}, 500)
-        return answer(req)
-
-    out = tmp_path / "run"
-    with FakeOpenAI(responder) as srv:
-        p = cli(tmp_path, code_args(data, srv, out), OPENAI_API_KEY=planted)
-    assert p.returncode == 0, p.stderr
-    assert {r["_auth"] for r in srv.requests} == {f"Bearer {planted}"}  # the key was sent
-    assert len(srv.requests) == 6
-    assert json.loads((out / "manifest.json").read_text())["counts"] == {"coded": 3, "failed": 1}
-    files = [f for d in (out, tmp_path / "cache") for f in d.rglob("*") if f.is_file()]
-    names = {f.name for f in files}
-    assert {"run.db", "manifest.json", "codes.jsonl", "codes.csv", "responses.db"} <= names
-    for f in files:
-        raw = f.read_bytes()
-        assert planted.encode() not in raw, f
-        assert b"PLANTED" not in raw, f
-    assert "PLANTED" not in p.stdout + p.stderr
-
-
 # -- crashes and signals -----------------------------------------------------------------------
+
 
 def test_sigkill_then_resume_codes_every_unit_exactly_once(tmp_path):
     n = 200
@@ -217,7 +297,7 @@ def test_sigkill_then_resume_codes_every_unit_exactly_once(tmp_path):
     data = write_csv(tmp_path / "d.csv", list(texts.items()))
     out = tmp_path / "run"
     with FakeOpenAI(lambda req, s: answer(req, delay=0.05)) as srv:
-        args = code_args(data, srv, out, "--concurrency", "4")
+        args = code_args(data, srv, out, "--concurrency", "8")
         p = start(tmp_path, args)
         wait_for(lambda: len(coded_ids(out)) >= n // 2, p)
         p.kill()
@@ -246,12 +326,16 @@ def test_sigkill_then_resume_codes_every_unit_exactly_once(tmp_path):
     assert all(1 <= srv.hits[t] <= 2 for t in texts.values())
     m = json.loads((out / "manifest.json").read_text())
     assert m["counts"] == {"coded": n}
-    assert [s["status"] for s in m["sessions"]] == ["running", "finished"]  # the kill ended nothing
+    assert [s["status"] for s in m["sessions"]] == ["killed", "finished"]
+    assert m["sessions"][0]["ended"] is None
+    assert query(out, "SELECT status FROM sessions ORDER BY id") == [("killed",), ("finished",)]
 
 
 def test_second_process_is_refused_and_sigint_stops_cleanly(tmp_path):
     n = 60
-    data = write_csv(tmp_path / "d.csv", [(f"u{i:02d}", f"unit {i} my boss shouts") for i in range(n)])
+    data = write_csv(
+        tmp_path / "d.csv", [(f"u{i:02d}", f"unit {i} my boss shouts") for i in range(n)]
+    )
     out = tmp_path / "run"
     with FakeOpenAI(lambda req, s: answer(req, delay=0.2)) as srv:
         args = code_args(data, srv, out, "--concurrency", "2")
@@ -280,12 +364,14 @@ def test_second_process_is_refused_and_sigint_stops_cleanly(tmp_path):
 
 # -- bad inputs ----------------------------------------------------------------------------------
 
+
 def test_bad_inputs_exit_2_with_a_message_and_no_traceback(tmp_path):
     (tmp_path / "cols.csv").write_text("id,body\n1,hello\n", encoding="utf-8")
     (tmp_path / "dup.csv").write_text("id,text\n1,a b\n2,c d\n1,e f\n", encoding="utf-8")
     (tmp_path / "latin.csv").write_bytes("id,text\n1,caf\u00e9 au lait\n".encode("latin-1"))
-    (tmp_path / "bad.jsonl").write_text('{"id": 1, "text": "a"}\n{"id": 2, "text": \n',
-                                        encoding="utf-8")
+    (tmp_path / "bad.jsonl").write_text(
+        '{"id": 1, "text": "a"}\n{"id": 2, "text": \n', encoding="utf-8"
+    )
     (tmp_path / "ragged.csv").write_text("id,text\n1,a\n2,b,extra\n", encoding="utf-8")
     cases = {
         "cols.csv": ["column 'text' (set --text-col) not found; the file has: 'id', 'body'"],
@@ -296,8 +382,10 @@ def test_bad_inputs_exit_2_with_a_message_and_no_traceback(tmp_path):
         "missing.csv": ["no such data file"],
     }
     with FakeOpenAI(lambda req, s: answer(req)) as srv:
-        procs = {name: start(tmp_path, code_args(tmp_path / name, srv, tmp_path / f"out-{name}"))
-                 for name in cases}
+        procs = {
+            name: start(tmp_path, code_args(tmp_path / name, srv, tmp_path / f"out-{name}"))
+            for name in cases
+        }
         results = {}
         for name, p in procs.items():
             stdout, stderr = p.communicate(timeout=120)

@@ -7,7 +7,6 @@ from vsdcoder.codebook.load import load_codebook
 from vsdcoder.testing.fake_openai import FakeOpenAI, Reply, completion, unit_text
 
 
-
 @pytest.fixture(autouse=True)
 def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("VSDCODER_CACHE_DIR", str(tmp_path / "cache"))

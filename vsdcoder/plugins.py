@@ -113,8 +113,11 @@ def _maybe_has_entry_points() -> bool:
     import sys
 
     for finder in sys.meta_path:
+        # the importlib_metadata backport (imported by LiteLLM, for one) adds a finder that
+        # scans the same sys.path folders as the loop below
         if (hasattr(finder, "find_distributions")
-                and finder is not importlib.machinery.PathFinder):
+                and finder is not importlib.machinery.PathFinder
+                and getattr(finder, "__module__", "") != "importlib_metadata"):
             return True
     for entry in sys.path:
         root = entry or "."

@@ -41,7 +41,8 @@ def main(xlsx: Path) -> None:
     per = per.sample(frac=1.0, random_state=SEED).reset_index(drop=True)
     per["id"] = "sad-" + per.sID.astype(str)
     shares = {code: per[col].round(3) for col, code in LABELS.items()}
-    data = per[["id", "sentence", "Source"]].rename(columns={"sentence": "text", "Source": "source"})
+    data = per[["id", "sentence", "Source"]].rename(
+        columns={"sentence": "text", "Source": "source"})
     data.to_csv(HERE / "data.csv", index=False)
     gold = pd.DataFrame({"id": per.id, "stressor": per.stressor, "second_stressor": per.second,
                          "votes": per.Votes, **{f"share_{k}": v for k, v in shares.items()}})

@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
             max_retries=max_retries, http_retries=http_retries, concurrency=concurrency, rpm=rpm,
             tpm=tpm, retry_failed=retry_failed, cache=not no_cache, dry_run=dry_run, limit=limit,
             sample=sample, sample_seed=seed or 0, budget=budget, store_text=not no_store_text,
-            progress=not as_json and sys.stderr.isatty(),
+            progress=not as_json and sys.stderr.isatty(), argv=["vsdcoder", *sys.argv[1:]],
         )
         from vsdcoder.cli.report import print_dry_run, print_summary
 

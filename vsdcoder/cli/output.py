@@ -37,7 +37,9 @@ def run_guarded(app: Any, argv: list[str]) -> int:
 
     click_exception = _click_exception()
     try:
-        app(args=argv, prog_name="vsdcoder", standalone_mode=False)
+        # without standalone mode click *returns* the code of a ``typer.Exit(n)`` raised in a
+        # command (e.g. 130 after Ctrl-C) instead of raising it
+        rc = app(args=argv, prog_name="vsdcoder", standalone_mode=False)
     except UsageError as exc:
         err(f"error: {exc}" if "\n" not in str(exc) else str(exc))
         return exc.exit_code
@@ -52,7 +54,7 @@ def run_guarded(app: Any, argv: list[str]) -> int:
     except KeyboardInterrupt:
         err("interrupted")
         return 130
-    return 0
+    return rc if isinstance(rc, int) and not isinstance(rc, bool) else 0
 
 
 def console(stderr: bool = False):

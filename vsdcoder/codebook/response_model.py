@@ -19,6 +19,7 @@ is passed as validation context: ``Model.model_validate(data, context={"text": t
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
 from typing import Annotated, Any, Literal, Optional
 
 from pydantic import (
@@ -147,7 +148,7 @@ def _document_model(codebook: Codebook) -> type[BaseModel]:
 
     def _validate(self: BaseModel, info: ValidationInfo) -> BaseModel:
         values = self.__dict__
-        text = (info.context or {}).get("text") if info else None
+        text = answer_context(info).get("text")
         if gated and not values["relevant"]:
             given = [d.name for d in codebook.dimensions
                      if values.get(d.name) not in (None, [], "")]
@@ -189,7 +190,7 @@ def _segment_model(codebook: Codebook) -> type[BaseModel]:
 
     def _validate_record(self: BaseModel, info: ValidationInfo) -> BaseModel:
         values = self.__dict__
-        text = (info.context or {}).get("text") if info else None
+        text = answer_context(info).get("text")
         errors = check_codes(codebook, values)
         if not _lenient(info):
             errors += check_quote(codebook, values.get("quote"), text)
@@ -229,11 +230,25 @@ def _quote_desc(n: int) -> str:
     return f"A passage of at least {n} word{'s' if n != 1 else ''} copied verbatim from the text"
 
 
+#: Validation context used when pydantic's own ``context`` is not given. The engine sets it
+#: per unit instead of passing ``context=`` to instructor, because instructor renders every
+#: message as a Jinja template (and dedents it) whenever a context is passed.
+ANSWER_CONTEXT: ContextVar[dict[str, Any] | None] = ContextVar("vsdcoder_answer_context",
+                                                               default=None)
+
+
+def answer_context(info: ValidationInfo | None) -> dict[str, Any]:
+    """The validation context: pydantic's ``context=`` if given, else :data:`ANSWER_CONTEXT`."""
+    if info is not None and info.context:
+        return info.context
+    return ANSWER_CONTEXT.get() or {}
+
+
 def _lenient(info: ValidationInfo | None) -> bool:
     """Whether quote checks are skipped (validation context ``{"quotes": "lenient"}``).
 
     The coder uses this to keep the codes of an answer whose quote still failed after the
     re-asks; it then records the quote as not verified.
     """
-    ctx = (info.context if info else None) or {}
+    ctx = answer_context(info)
     return ctx.get("quotes") == "lenient"

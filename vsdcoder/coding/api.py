@@ -48,6 +48,7 @@ def code(
     budget: float | None = None,
     store_text: bool = True,
     progress: bool = False,
+    argv: Sequence[str] | None = None,
 ) -> RunSummary:
     """Code every unit of a data file with a codebook and a model.
 
@@ -87,6 +88,7 @@ def code(
         budget: Stop before spending more than this many US dollars.
         store_text: Keep raw texts in run.db (False keeps them out).
         progress: Show a progress bar.
+        argv: The command line that started the run, recorded in the manifest.
 
     Returns:
         A :class:`~vsdcoder.coding.runner.RunSummary` with the run directory and counts.
@@ -97,11 +99,31 @@ def code(
         temperature=temperature, seed=seed, max_tokens=max_tokens, timeout=timeout,
         max_retries=max_retries, http_retries=http_retries,
         backoff_base=backoff_base, backoff_max=backoff_max)
-    spec = DataSpec(Path(data), id_col, text_col, tuple(context_cols), tuple(meta_cols), encoding, dedupe)
+    spec = DataSpec(Path(data), id_col, text_col, tuple(context_cols), tuple(meta_cols),
+                    encoding, dedupe)
     cfg = CodeConfig(
         data=spec, codebook=codebook, settings=settings, out=Path(out) if out else None,
         concurrency=concurrency, rpm=rpm, tpm=tpm, retry_failed=retry_failed, use_cache=cache,
         cache_dir=Path(cache_dir) if cache_dir else None, dry_run=dry_run, limit=limit,
         sample=sample, sample_seed=sample_seed, budget=budget, store_text=store_text,
-        progress=progress)
+        progress=progress, argv=_public_argv(argv))
     return run_coding(cfg)
+
+
+def _public_argv(argv: Sequence[str] | None) -> list[str]:
+    """The command line for the manifest, with any secret-looking value masked."""
+    out: list[str] = []
+    hide = False
+    for a in argv or ():
+        if hide:
+            out.append("***")
+            hide = False
+            continue
+        low = a.lower()
+        if "key" in low or "token" in low or "secret" in low:
+            if "=" in a:
+                out.append(a.split("=", 1)[0] + "=***")
+                continue
+            hide = a.startswith("-")
+        out.append(a)
+    return out

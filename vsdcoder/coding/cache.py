@@ -46,8 +46,10 @@ class ResponseCache:
         d = Path(directory) if directory else default_cache_dir()
         d.mkdir(parents=True, exist_ok=True)
         self.path = d / "responses.db"
-        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                  check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")  # WAL: safe against crashes, no fsync per put
         self.db.execute("PRAGMA busy_timeout=30000")
         self.db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, model TEXT,"
                         " created REAL, response TEXT)")

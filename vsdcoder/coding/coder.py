@@ -23,6 +23,7 @@ from typing import Any
 
 from vsdcoder.codebook.compile import CompiledCodebook, answer_errors
 from vsdcoder.codebook.model import SPECIFY_SUFFIX
+from vsdcoder.codebook.response_model import ANSWER_CONTEXT
 from vsdcoder.data.read import Unit
 from vsdcoder.evidence import count_words, find_quote
 from vsdcoder.store.rundb import CallLog, UnitResult
@@ -115,16 +116,33 @@ class WaitRetryAfter:
         self.maximum = maximum
 
     def __call__(self, retry_state: Any) -> float:
+        """Seconds to wait before the next try."""
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         asked = _retry_after(exc) if exc is not None else None
         if asked is not None:
-            return min(asked, self.maximum)
+            return min(asked, RETRY_AFTER_MAX)  # the server's wish, not our backoff cap
         ceiling = min(self.maximum, self.base * 2 ** (retry_state.attempt_number - 1))
         return random.uniform(ceiling / 2, ceiling)
 
 
 #: Messages of client-side configuration errors that no retry can fix (e.g. no API key).
 _CONFIG_ERRORS = ("Missing credentials", "api_key client option must be set")
+#: Longest Retry-After honoured (seconds); a longer wish is treated as this long.
+RETRY_AFTER_MAX = 900.0
+
+
+class ProviderRejected(Exception):
+    """The provider refused the credentials or the model: no unit can succeed, stop the run."""
+
+
+def is_fatal(exc: BaseException) -> bool:
+    """Authentication, permission and unknown-model errors: retrying other units is pointless."""
+    import litellm
+
+    if any(p in str(exc) for p in _CONFIG_ERRORS):
+        return True
+    fatal = (litellm.AuthenticationError, litellm.PermissionDeniedError, litellm.NotFoundError)
+    return isinstance(exc, fatal)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -216,6 +234,10 @@ class LLMCoder:
         self._litellm = litellm
         quiet_libraries()
         self.client = instructor.from_litellm(self._complete, mode=instructor_mode(settings.mode))
+        from instructor.v2.core.function_calls import response_schema
+
+        # wrap once: instructor would otherwise rebuild the wrapper model on every call
+        self.response_model = response_schema(compiled.response_model)
         self.client.on("parse:error", self._on_parse_error)
 
     # -- one HTTP request (or cache hit), with transient retries ---------------------------
@@ -303,8 +325,7 @@ class LLMCoder:
         try:
             run_sync(self.client.chat.completions.create(
                 model=self.settings.model, messages=self.compiled.messages(unit.text, unit.context),
-                response_model=self.compiled.response_model, max_retries=0,
-                context={"text": unit.text}, **self._params()))
+                response_model=self.response_model, max_retries=0, **self._params()))
         except _Probe as p:
             return p.key
         except Exception as exc:
@@ -334,20 +355,24 @@ class LLMCoder:
         params = self._params()
         res = UnitResult(id=unit.id, row=unit.row, status="failed", text=unit.text,
                          context=unit.context, meta=unit.meta)
+        # the validation context travels in a ContextVar, not instructor's context=, which
+        # would render every message (the unit's text included) as a Jinja template
+        ctx_token = ANSWER_CONTEXT.set({"text": text})
         try:
             obj = await self.client.chat.completions.create(
                 model=s.model, messages=self.compiled.messages(text, context),
-                response_model=self.compiled.response_model, max_retries=s.max_retries,
-                context={"text": text}, **params)
+                response_model=self.response_model, max_retries=s.max_retries, **params)
             if log.calls:
                 log.calls[-1].parsed = obj.model_dump(mode="json")
             res.status = "coded"
-            res.result, res.quote_verified = self.result_from_answer(obj.model_dump(mode="json"), text)
+            res.result, res.quote_verified = self.result_from_answer(
+                obj.model_dump(mode="json"), text)
         except BudgetExceeded:
             raise
         except Exception as exc:
             self._fail_or_keep(exc, res, text)
         finally:
+            ANSWER_CONTEXT.reset(ctx_token)
             _current.reset(token)
         res.calls = log.calls
         res.attempts = max((c.attempt for c in log.calls), default=0)
@@ -364,11 +389,14 @@ class LLMCoder:
         cause = exc.__cause__ if isinstance(exc, InstructorRetryException) else None
         if isinstance(cause, BudgetExceeded):
             raise cause
-        if isinstance(exc, IncompleteOutputException) or isinstance(cause, IncompleteOutputException):
+        if isinstance(exc, IncompleteOutputException) or isinstance(
+                cause, IncompleteOutputException):
             res.error = ("the answer was cut off (finish_reason=length); raise --max-tokens")
             return
         if cause is not None and not isinstance(cause, (ValidationError, ValueError)):
             exc = cause  # a provider error surfaced through instructor
+        if is_fatal(exc):
+            raise ProviderRejected(f"{type(exc).__name__}: {str(exc)[:600]}") from None
         if isinstance(exc, InstructorRetryException):
             last = exc.last_completion
             raw = extract_json(last) if last is not None else None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import importlib.util
 import os
 import threading
@@ -77,10 +78,8 @@ def close_models() -> None:
     """Free loaded models (at exit, before the interpreter tears llama.cpp's bindings down)."""
     with _lock:
         for llm in _models.values():
-            try:
+            with contextlib.suppress(Exception):  # best effort at shutdown
                 llm.close()
-            except Exception:  # best effort at shutdown
-                pass
         _models.clear()
 
 
@@ -98,9 +97,9 @@ def llama_response_format(response_format: dict[str, Any] | None) -> dict[str, A
 
 
 def _check_grammar(schema: dict[str, Any]) -> None:
-    from llama_cpp.llama_grammar import LlamaGrammar
-
     import json
+
+    from llama_cpp.llama_grammar import LlamaGrammar
 
     try:
         LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)

@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vsdcoder.coding.coder import BudgetExceeded, LLMCoder, ModelSettings, run_sync
+from vsdcoder.coding.coder import (
+    BudgetExceeded,
+    LLMCoder,
+    ModelSettings,
+    ProviderRejected,
+    run_sync,
+)
 from vsdcoder.data.read import DataSpec, Skip, Unit, UnitReader, file_hash, sample_units
 from vsdcoder.errors import UsageError
 from vsdcoder.store.rundb import RunDB, UnitResult
@@ -99,7 +105,8 @@ class RateLimiter:
             await self.rpm.acquire()
         if self.tpm:
             chars = sum(len(str(m.get("content") or "")) for m in kwargs.get("messages", []))
-            tokens = min(float(self.tpm_max or 1), max(1.0, chars / 4 + (kwargs.get("max_tokens") or 256)))
+            expected = chars / 4 + (kwargs.get("max_tokens") or 256)
+            tokens = min(float(self.tpm_max or 1), max(1.0, expected))
             await self.tpm.acquire(tokens)
 
 
@@ -236,20 +243,25 @@ def _run(cfg, compiled, loaded, db: RunDB, run_dir: Path, cache, data_hash: str,
         write_exports(db, run_dir, compiled.codebook, list(cfg.data.meta_cols))
         manifest = mf.finish(manifest, db, status, started)
         mf.write(run_dir, manifest)
+    if status == "rejected":
+        raise UsageError(
+            f"the provider refused the request: {control.get('error')}\nCheck the API key "
+            "(e.g. OPENAI_API_KEY), the model name and --api-base. Units coded so far are saved "
+            f"in {run_dir}; run the same command again to resume.")
     return RunSummary(run_dir, status, db.counts(), db.totals(), coded, time.time() - started)
 
 
 def _save_skip(db: RunDB, skip: Skip, session: int, store_text: bool) -> None:
     status = "duplicate" if skip.duplicate_of else "skipped"
     db.save(UnitResult(id=skip.id, row=skip.row, status=status, error=skip.reason,
-                       duplicate_of=skip.duplicate_of), session, store_text)
+                       duplicate_of=skip.duplicate_of, meta=skip.meta), session, store_text)
 
 
 async def _work(cfg: CodeConfig, coder: LLMCoder, db: RunDB, session: int, done: set[str],
                 progress: _Progress, control: dict[str, Any] | None = None) -> tuple[int, str]:
     queue: asyncio.Queue[Unit | None] = asyncio.Queue(maxsize=cfg.concurrency * 2)
     stop = asyncio.Event()
-    state = {"status": "finished", "coded": 0}
+    state: dict[str, Any] = {"status": "finished", "coded": 0, "error": None}
     loop = asyncio.get_running_loop()
     tasks: list[asyncio.Task] = []
 
@@ -303,6 +315,12 @@ async def _work(cfg: CodeConfig, coder: LLMCoder, db: RunDB, session: int, done:
                     state["status"] = "budget"
                 stop.set()
                 return
+            except ProviderRejected as exc:
+                if state["status"] == "finished":
+                    state["status"] = "rejected"
+                    state["error"] = str(exc)
+                stop.set()
+                return
             db.save(res, session, cfg.store_text)
             state["coded"] += 1
             progress.advance(res)
@@ -321,6 +339,8 @@ async def _work(cfg: CodeConfig, coder: LLMCoder, db: RunDB, session: int, done:
         await asyncio.gather(producer, *tasks, return_exceptions=True)
         if installed:
             loop.remove_signal_handler(signal.SIGINT)
+    if control is not None:
+        control["error"] = state["error"]
     return state["coded"], state["status"]
 
 

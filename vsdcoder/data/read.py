@@ -44,6 +44,7 @@ class Skip:
     row: int
     reason: str
     duplicate_of: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -119,9 +120,10 @@ def _rows(spec: DataSpec) -> Iterator[tuple[int, dict[str, Any], list[str]]]:
 def _csv_rows(spec: DataSpec, delimiter: str):
     csv.field_size_limit(1 << 27)
     try:
-        f = open(spec.path, encoding=spec.encoding, newline="")
+        f = open(spec.path, encoding=spec.encoding, newline="")  # noqa: SIM115 (closed below)
     except LookupError:
-        raise UsageError(f"unknown encoding '{spec.encoding}'; try utf-8, latin-1 or cp1252") from None
+        raise UsageError(f"unknown encoding '{spec.encoding}'; try utf-8, latin-1 or "
+                         "cp1252") from None
     with f:
         reader = csv.DictReader(f, delimiter=delimiter)
         row_no = 1
@@ -130,8 +132,9 @@ def _csv_rows(spec: DataSpec, delimiter: str):
             for row in reader:
                 row_no += 1
                 if None in row:
-                    raise UsageError(f"{spec.path}: line {reader.line_num}: more fields than the "
-                                     f"header's {len(columns)} columns; check the quoting of that row")
+                    raise UsageError(f"{spec.path}: line {reader.line_num}: more fields than "
+                                     f"the header's {len(columns)} columns; check the quoting "
+                                     "of that row")
                 yield row_no, row, columns
         except UnicodeDecodeError as exc:
             raise UsageError(
@@ -208,6 +211,29 @@ def _excel_rows(spec: DataSpec):
         wb.close()
 
 
+def _header(spec: DataSpec) -> list[str] | None:
+    """Column names of a file with no data rows (None when there is not even a header)."""
+    kind = detect_format(spec.path, spec.fmt)
+    if kind in ("csv", "tsv"):
+        with open(spec.path, encoding=spec.encoding, newline="") as f:
+            first = next(csv.reader(f, delimiter="\t" if kind == "tsv" else ","), None)
+        return [c for c in first] if first else None
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.ParquetFile(spec.path).schema_arrow.names)
+    if kind == "excel":
+        import openpyxl
+
+        wb = openpyxl.load_workbook(spec.path, read_only=True)
+        try:
+            row = next(wb.worksheets[0].iter_rows(values_only=True), None)
+        finally:
+            wb.close()
+        return [str(h) for h in row if h is not None] if row else None
+    return None  # JSONL has no header
+
+
 class UnitReader:
     """Iterate the units of a data file, checking columns and ids as it goes.
 
@@ -227,9 +253,11 @@ class UnitReader:
                    if c not in columns]
         if missing:
             flag = {s.id_col: "--id-col", s.text_col: "--text-col"}
-            hints = ", ".join(f"'{m}'" + (f" (set {flag[m]})" if m in flag else "") for m in missing)
-            raise UsageError(f"{s.path}: column{'s' if len(missing) > 1 else ''} {hints} not found; "
-                             f"the file has: {', '.join(repr(c) for c in columns) or '(no columns)'}")
+            hints = ", ".join(f"'{m}'" + (f" (set {flag[m]})" if m in flag else "")
+                              for m in missing)
+            have = ", ".join(repr(c) for c in columns) or "(no columns)"
+            raise UsageError(f"{s.path}: column{'s' if len(missing) > 1 else ''} {hints} not "
+                             f"found; the file has: {have}")
 
     def __iter__(self) -> Iterator[Unit]:
         s = self.spec
@@ -252,22 +280,28 @@ class UnitReader:
                                  "another --id-col")
             seen_ids[uid] = row_no
             text = _cell(row.get(s.text_col))
+            meta = {c: _jsonable(row.get(c)) for c in s.meta_cols}
             if text is None or not text.strip():
-                self.skips.append(Skip(uid, row_no, "empty text"))
+                self.skips.append(Skip(uid, row_no, "empty text", meta=meta))
                 continue
             if s.dedupe:
                 key = hashlib.sha256(" ".join(text.split()).encode("utf-8")).hexdigest()
                 if key in seen_texts:
-                    self.skips.append(Skip(uid, row_no, "duplicate text", seen_texts[key]))
+                    self.skips.append(Skip(uid, row_no, "duplicate text", seen_texts[key], meta))
                     continue
                 seen_texts[key] = uid
             context = None
             if s.context_cols:
                 parts = [f"{c}: {v}" for c in s.context_cols if (v := _cell(row.get(c)))]
                 context = "\n".join(parts) or None
-            meta = {c: _jsonable(row.get(c)) for c in s.meta_cols}
             self.count += 1
             yield Unit(uid, text, context, meta, row_no)
+        if not checked:  # no data rows: still check the header, so a typo is not a silent no-op
+            columns = _header(s)
+            if columns is None:
+                raise UsageError(f"{s.path}: the file has no header and no rows; nothing to code")
+            self.columns = columns
+            self._check_columns(columns)
 
 
 def _jsonable(v: Any) -> Any:
@@ -275,6 +309,12 @@ def _jsonable(v: Any) -> Any:
         return v
     if isinstance(v, float):
         return None if v != v else v
+    if isinstance(v, (list, tuple)):  # JSONL arrays, Parquet lists: keep them lists
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if hasattr(v, "isoformat"):  # dates and times from Excel or Parquet
+        return v.isoformat()
     return str(v)
 
 

@@ -32,7 +32,8 @@ def _compiled(codebook: Any):
     if isinstance(codebook, CompiledCodebook):
         return codebook
     loaded = load_codebook(codebook)
-    return compile_codebook(loaded.codebook, search=[loaded.directory] if loaded.directory else None)
+    search = [loaded.directory] if loaded.directory else None
+    return compile_codebook(loaded.codebook, search=search)
 
 
 def as_prompt_template(codebook: Any):

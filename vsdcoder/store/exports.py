@@ -79,7 +79,8 @@ def csv_rows(codebook: Codebook, u: dict[str, Any], meta_cols: list[str]) -> lis
             row = dict(base, record=i + 1)
             row.update({k: _fmt(v) for k, v in rec.get("codes", {}).items()})
             row.update(quote=rec.get("quote", ""), quote_start=_fmt(rec.get("start")),
-                       quote_end=_fmt(rec.get("end")), quote_verified=_fmt(rec.get("quote_verified")),
+                       quote_end=_fmt(rec.get("end")),
+                       quote_verified=_fmt(rec.get("quote_verified")),
                        rationale=rec.get("rationale") or "")
             rows.append(row)
         return rows

@@ -16,7 +16,8 @@ from typing import Any
 from vsdcoder.errors import UsageError
 
 FORMAT = 1
-_PACKAGES = ("vsdcoder", "litellm", "instructor", "pydantic", "openai", "jinja2", "llama-cpp-python")
+_PACKAGES = ("vsdcoder", "litellm", "instructor", "pydantic", "openai", "jinja2",
+             "llama-cpp-python")
 
 
 def versions() -> dict[str, str | None]:
@@ -70,7 +71,9 @@ def build(cfg, compiled, loaded, data_hash: str, run_dir: Path,
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     cb = compiled.codebook
     d = cfg.data
-    sessions = list((prior or {}).get("sessions", []))
+    # a session still 'running' in the manifest of a run we now hold the lock of was killed
+    sessions = [dict(s, status="killed") if s.get("status") == "running" else s
+                for s in (prior or {}).get("sessions", [])]
     sessions.append({"started": now, "ended": None, "status": "running", "data_hash": data_hash,
                      "argv": cfg.argv})
     return {

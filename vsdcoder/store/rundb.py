@@ -114,14 +114,16 @@ class RunDB:
 
     def _migrate(self) -> None:
         db = self.db
-        db.execute("CREATE TABLE IF NOT EXISTS _vsdcoder_migrations (name TEXT PRIMARY KEY, applied REAL)")
+        db.execute("CREATE TABLE IF NOT EXISTS _vsdcoder_migrations"
+                   " (name TEXT PRIMARY KEY, applied REAL)")
         done = {r[0] for r in db.execute("SELECT name FROM _vsdcoder_migrations")}
         for fn in MIGRATIONS:
             if fn.__name__ not in done:
                 db.execute("BEGIN")
                 try:
                     fn(db)
-                    db.execute("INSERT INTO _vsdcoder_migrations VALUES (?, ?)", (fn.__name__, time.time()))
+                    db.execute("INSERT INTO _vsdcoder_migrations VALUES (?, ?)",
+                               (fn.__name__, time.time()))
                     db.execute("COMMIT")
                 except BaseException:
                     db.execute("ROLLBACK")
@@ -135,14 +137,21 @@ class RunDB:
             self.db.close()
 
     def start_session(self, argv: list[str]) -> int:
-        """Record the start of a (possibly resumed) coding session; returns its id."""
-        cur = self.db.execute("INSERT INTO sessions(started, status, argv) VALUES (?, 'running', ?)",
+        """Record the start of a (possibly resumed) coding session; returns its id.
+
+        Sessions still marked ``running`` were killed (the caller holds the run's lock), and
+        are marked ``killed``.
+        """
+        self.db.execute("UPDATE sessions SET status='killed' WHERE status='running'")
+        cur = self.db.execute("INSERT INTO sessions(started, status, argv)"
+                              " VALUES (?, 'running', ?)",
                               (time.time(), _dumps(argv)))
         return int(cur.lastrowid or 0)
 
     def end_session(self, session: int, status: str) -> None:
         """Record how a session ended (finished, interrupted, budget, failed)."""
-        self.db.execute("UPDATE sessions SET ended=?, status=? WHERE id=?", (time.time(), status, session))
+        self.db.execute("UPDATE sessions SET ended=?, status=? WHERE id=?",
+                        (time.time(), status, session))
 
     def done_ids(self, retry_failed: bool = False) -> set[str]:
         """Ids that need no more work: coded/skipped/duplicate, and failed unless retrying."""
@@ -170,7 +179,8 @@ class RunDB:
             db.execute(
                 "INSERT OR REPLACE INTO units(id, row, status, result, error, attempts,"
                 " quote_verified, tokens_in, tokens_out, cost, cached, session, finished, text,"
-                " context, meta, duplicate_of, redactions) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " context, meta, duplicate_of, redactions)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (res.id, res.row, res.status, _dumps(res.result), res.error, res.attempts,
                  None if res.quote_verified is None else int(res.quote_verified),
                  res.tokens_in, res.tokens_out, res.cost, int(res.cached), session, time.time(),
@@ -184,7 +194,8 @@ class RunDB:
 
     def counts(self) -> dict[str, int]:
         """Number of units per status."""
-        return {s: n for s, n in self.db.execute("SELECT status, COUNT(*) FROM units GROUP BY status")}
+        q = "SELECT status, COUNT(*) FROM units GROUP BY status"
+        return {s: n for s, n in self.db.execute(q)}
 
     def totals(self) -> dict[str, Any]:
         """Tokens, cost and calls summed over every call of the run."""
@@ -195,7 +206,8 @@ class RunDB:
         unverified = self.db.execute(
             "SELECT COUNT(*) FROM units WHERE quote_verified = 0").fetchone()[0]
         return {"calls": r[0], "tokens_in": r[1], "tokens_out": r[2], "cached_tokens": r[3],
-                "cost_usd": round(r[4], 6), "cache_hits": r[5], "units_quote_unverified": unverified}
+                "cost_usd": round(r[4], 6), "cache_hits": r[5],
+                "units_quote_unverified": unverified}
 
     def iter_units(self) -> Iterator[dict[str, Any]]:
         """Every stored unit in file order, as dicts with parsed JSON fields."""

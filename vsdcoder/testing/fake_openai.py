@@ -11,6 +11,7 @@ HTTP. It is never used by vsdcoder itself.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -93,6 +94,8 @@ class FakeOpenAI:
 
     def __init__(self, responder: Responder, host: str = "127.0.0.1", port: int = 0):
         self.responder = responder
+        self.latency = 0.0
+        self.keep_requests = True
         self.requests: list[dict[str, Any]] = []
         self.hits: Counter[str] = Counter()
         self.lock = threading.Lock()
@@ -121,7 +124,8 @@ class FakeOpenAI:
 
             def do_GET(self) -> None:
                 if self.path.rstrip("/").endswith("/models"):
-                    self._send(Reply({"object": "list", "data": [{"id": "fake", "object": "model"}]}))
+                    models = [{"id": "fake", "object": "model"}]
+                    self._send(Reply({"object": "list", "data": models}))
                 else:
                     self._send(Reply({"error": {"message": "not found"}}, 404))
 
@@ -135,7 +139,8 @@ class FakeOpenAI:
                 req["_path"] = self.path
                 req["_auth"] = self.headers.get("Authorization", "")
                 with server.lock:
-                    server.requests.append(req)
+                    if server.keep_requests:
+                        server.requests.append(req)
                     server.hits[unit_text(req)] += 1
                 try:
                     reply = server.responder(req, server)
@@ -169,3 +174,49 @@ class FakeOpenAI:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def _first_words_answer(request: dict[str, Any], server: FakeOpenAI) -> Reply:
+    """Benchmark responder for document codebooks with one single-choice dimension.
+
+    Answers ``{"quote": <first word>, <dim>: <first enum value>}`` using the request's schema.
+    """
+    tools = request.get("tools")
+    if tools:
+        schema = tools[0]["function"]["parameters"]
+    else:
+        rf = request.get("response_format") or {}
+        schema = (rf.get("json_schema") or {}).get("schema") or {}
+    answer: dict[str, Any] = {}
+    for name, prop in (schema.get("properties") or {}).items():
+        if name == "quote":
+            words = unit_text(request).split()
+            answer[name] = words[0] if words else ""
+        elif "enum" in prop:
+            answer[name] = prop["enum"][0]
+        else:
+            options = [o for o in prop.get("anyOf", []) if "enum" in o]
+            answer[name] = options[0]["enum"][0] if options else None
+    return Reply(completion(request, answer), delay=server.latency)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the benchmark responder: ``python -m vsdcoder.testing.fake_openai --latency 0.2``."""
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--latency", type=float, default=0.2)
+    args = ap.parse_args(argv)
+    server = FakeOpenAI(_first_words_answer, port=args.port)
+    server.latency = args.latency
+    server.keep_requests = False
+    print(server.url, flush=True)
+    sys.stdout.flush()
+    with contextlib.suppress(KeyboardInterrupt):
+        server._httpd.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

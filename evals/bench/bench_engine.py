@@ -1,0 +1,111 @@
+"""Coding-engine benchmarks against the scripted server (not a test; results are recorded).
+
+    python evals/bench/bench_engine.py [--units 1000] [--latency 0.2] [--embedded 5]
+
+The scripted server runs in its own process with a fixed latency per request. For each
+concurrency level the run's units/s is compared with the ideal ``concurrency / latency``
+(measured side by side in one run, so the ratio is meaningful on a noisy machine). Also: a
+fully cached re-run, the client CPU time per unit (everything in the vsdcoder process:
+vsdcoder, instructor, LiteLLM, SQLite), and the embedded model's units/s.
+Writes evals/bench/results/engine.json and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+HERE = Path(__file__).resolve().parent
+
+
+def make_data(path: Path, n: int) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("id,text\n")
+        for i in range(n):
+            f.write(f"u{i},Message {i}: my manager moved the deadline again and I am exhausted\n")
+
+
+def start_server(latency: float) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "vsdcoder.testing.fake_openai",
+                             "--latency", str(latency)], stdout=subprocess.PIPE, text=True)
+    url = proc.stdout.readline().strip()
+    return proc, url
+
+
+def run(data: Path, out: Path, url: str, concurrency: int, cache_dir: Path, cache: bool = True,
+        model: str = "openai/fake", **kw) -> dict:
+    import vsdcoder
+
+    cpu0 = time.process_time()
+    t0 = time.perf_counter()
+    s = vsdcoder.code(data, "sad-stressors", model=model, api_base=url, api_key="sk-bench",
+                      out=out, concurrency=concurrency, cache=cache, cache_dir=cache_dir, **kw)
+    wall = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
+    n = s.counts.get("coded", 0)
+    return {"units": n, "failed": s.counts.get("failed", 0), "seconds": round(wall, 3),
+            "units_per_s": round(n / wall, 2), "cpu_ms_per_unit": round(1000 * cpu / max(n, 1), 2)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--units", type=int, default=1000)
+    ap.add_argument("--latency", type=float, default=0.2)
+    ap.add_argument("--levels", default="1,8,32,64")
+    ap.add_argument("--embedded", type=int, default=5,
+                    help="units for the embedded model (0 to skip)")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="vsdbench-"))
+    data = tmp / "data.csv"
+    make_data(data, args.units)
+    proc, url = start_server(args.latency)
+    rows = []
+    try:
+        for c in [int(x) for x in args.levels.split(",")]:
+            r = run(data, tmp / f"run-c{c}", url, c, tmp / f"cache-c{c}")
+            ideal = c / args.latency
+            r.update(case=f"concurrency {c}", concurrency=c, ideal_units_per_s=round(ideal, 2),
+                     ratio=round(r["units_per_s"] / ideal, 3))
+            rows.append(r)
+            print(r, flush=True)
+        c = max(int(x) for x in args.levels.split(","))
+        r = run(data, tmp / "run-cached", url, c, tmp / f"cache-c{c}")
+        r.update(case=f"fully cached re-run (concurrency {c})", concurrency=c,
+                 ideal_units_per_s=None, ratio=None)
+        rows.append(r)
+        print(r, flush=True)
+    finally:
+        proc.terminate()
+    if args.embedded:
+        edata = tmp / "emb.csv"
+        make_data(edata, args.embedded)
+        r = run(edata, tmp / "run-emb", None, 1, tmp / "cache-emb", model="local/smollm2",
+                max_retries=0, max_tokens=120)
+        r.update(case="embedded SmolLM2-135M (in-process, no re-asks)", concurrency=1,
+                 ideal_units_per_s=None, ratio=None)
+        rows.append(r)
+        print(r, flush=True)
+    result = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} cores, "
+              f"{platform.machine()}, Python {platform.python_version()}",
+              "latency_s": args.latency, "units": args.units, "rows": rows}
+    out = HERE / "results" / "engine.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print("\n| case | units | units/s | ideal | ratio | client CPU ms/unit |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        ideal = r["ideal_units_per_s"] or "-"
+        print(f"| {r['case']} | {r['units']} | {r['units_per_s']} | {ideal} "
+              f"| {r['ratio'] if r['ratio'] is not None else '-'} | {r['cpu_ms_per_unit']} |")
+
+
+if __name__ == "__main__":
+    main()
