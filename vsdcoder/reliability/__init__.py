@@ -1,0 +1,1 @@
+"""Reliability of codes: agreement coefficients, confidence intervals, human baselines, reports."""
