@@ -207,8 +207,11 @@ def test_plugins_json(capsys):
     data = json.loads(out)
     assert data["errors"] == []
     by_name = {p["name"]: p for p in data["plugins"]}
-    assert set(by_name) == {"vsdcoder.builtins.codebooks", "vsdcoder.builtins.templates",
-                            "vsdcoder.builtins.exporters"}
+    from vsdcoder.plugins import DEFAULT_PLUGINS
+
+    assert set(by_name) == set(DEFAULT_PLUGINS)
+    assert {"vsdcoder.builtins.codebooks", "vsdcoder.builtins.templates",
+            "vsdcoder.builtins.exporters"} <= set(by_name)
     cb = by_name["vsdcoder.builtins.codebooks"]
     assert "sad-stressors" in cb.pop("registers")["codebooks"]
     assert cb == {"name": "vsdcoder.builtins.codebooks", "distribution": "vsdcoder (built-in)",

@@ -25,6 +25,7 @@ _LAZY = {
     "UsageError": "vsdcoder.errors",
     "code": "vsdcoder.coding.api",
     "RunSummary": "vsdcoder.coding.runner",
+    "evaluate": "vsdcoder.reliability.evaluate",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -26,6 +26,9 @@ DEFAULT_PLUGINS = (
     "vsdcoder.builtins.templates",
     "vsdcoder.builtins.codebooks",
     "vsdcoder.builtins.exporters",
+    "vsdcoder.builtins.coders",
+    "vsdcoder.builtins.metrics",
+    "vsdcoder.builtins.redactors",
 )
 ENTRY_POINT_GROUP = "vsdcoder"
 BUILTIN_DISTRIBUTION = "vsdcoder (built-in)"

@@ -41,6 +41,7 @@ def register(app: typer.Typer) -> None:
                        progress=True)
         print_summary(summary)
         _compare(summary.run_dir, sample)
+        _evaluate(summary.run_dir, sample)
 
 
 def _compare(run_dir: Path, sample: Path) -> None:
@@ -69,3 +70,29 @@ def _compare(run_dir: Path, sample: Path) -> None:
     out.print(table)
     if n:
         out.print(f"LLM = human code on {agree} of {n} coded messages ({agree / n:.0%}).")
+
+
+
+def _evaluate(run_dir: Path, sample: Path) -> None:
+    """The eval of the sample: the run against the human codes (``vsdcoder eval``, compact)."""
+    import json
+
+    from vsdcoder.cli.output import console
+    from vsdcoder.reliability.evaluate import evaluate
+    from vsdcoder.reliability.report import print_report
+    from vsdcoder.reliability.types import Ratings
+
+    coded = {json.loads(line)["id"] for line in
+             (run_dir / "codes.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()}
+    rows = [r for r in csv.DictReader(sample.open(encoding="utf-8")) if r["id"] in coded]
+    name = "human majority"
+    gold = Ratings(units=[r["id"] for r in rows], coders={name: "gold"},
+                   values={"stressor": {name: {r["id"]: r["human_stressor"] for r in rows
+                                               if r["human_stressor"]}}},
+                   texts={r["id"]: r["text"] for r in rows})
+    out = console()
+    out.print()
+    out.print("Reliability of this run against the human codes (the same as 'vsdcoder eval'; "
+              "bootstrap 500):", markup=False, highlight=False)
+    report = evaluate(gold, [run_dir], "sad-stressors", bootstrap=500, permutations=500)
+    print_report(report, out, compact=True)
