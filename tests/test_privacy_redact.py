@@ -411,6 +411,15 @@ def test_resume_reuses_numbering(tmp_path):
         PseudonymMap.load(tmp_path / "bad.json")
 
 
+def test_pseudonymizer_takes_names_or_lists():
+    assert isinstance(Pseudonymizer("patterns").redactor, PatternRedactor)
+    multi = Pseudonymizer([PatternRedactor(), PatternRedactor(types=["EMAIL"])])
+    assert multi.redactor.name == "patterns,patterns"
+    assert multi.redact("jo@x.org").text == "<EMAIL_1>"
+    with pytest.raises(UsageError):
+        Pseudonymizer([])
+
+
 def test_placeholder_type_must_be_upper_case():
     with pytest.raises(ValueError):
         PseudonymMap().placeholder("person", "x")
@@ -549,7 +558,8 @@ def test_presidio_missing_says_what_to_install(monkeypatch):
     with pytest.raises(UsageError, match=r"pip install 'vsdcoder\[ner\]'"):
         get_redactor("presidio")
     monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name.startswith("en_core") else real(name, *a))
+                        lambda name, *a: object() if name == "presidio_analyzer"
+                        else None if name.startswith("en_core") else real(name, *a))
     with pytest.raises(UsageError, match="spaCy English model"):
         PresidioRedactor(model="en_core_web_nonexistent")
 

@@ -110,9 +110,10 @@ def _array_extra(dim: Dimension) -> Any:
     """Schema keywords for a multi-code dimension, placed on its array (nullable or not)."""
     if dim.type != "multi":
         return None
-    extra: dict[str, Any] = {"uniqueItems": True}
-    if dim.max_codes:
-        extra["maxItems"] = dim.max_codes
+    # maxItems is always stated: a list cannot hold more distinct codes than exist, and a bound
+    # lets grammar-constrained decoders (llama.cpp) stop a small model repeating a code forever
+    extra: dict[str, Any] = {"uniqueItems": True,
+                             "maxItems": dim.max_codes or len(dim.codable_names())}
 
     def add(schema: dict[str, Any]) -> None:
         for option in schema.get("anyOf", [schema]):

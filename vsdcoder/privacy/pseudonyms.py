@@ -308,16 +308,22 @@ class Pseudonymizer:
 
     Args:
         redactors: One redactor or several (their spans are combined, overlaps resolved as in
-            :func:`~vsdcoder.privacy.redactors.resolve_overlaps`, earlier redactors first).
+            :func:`~vsdcoder.privacy.redactors.resolve_overlaps`, earlier redactors first), or
+            registered redactor names as on the command line (``"patterns,presidio"``).
         mapping: The run's :class:`PseudonymMap`; a new one when omitted. Pass a loaded map to
             resume a run.
     """
 
-    def __init__(self, redactors: Redactor | Sequence[Redactor],
+    def __init__(self, redactors: Redactor | Sequence[Redactor] | str,
                  mapping: PseudonymMap | None = None) -> None:
-        if isinstance(redactors, Sequence):
-            self.redactor: Redactor = (redactors[0] if len(redactors) == 1
-                                       else MultiRedactor(redactors))
+        if isinstance(redactors, str):
+            from vsdcoder.privacy import get_redactor
+
+            self.redactor: Redactor = get_redactor(redactors)
+        elif isinstance(redactors, Sequence):
+            if not redactors:
+                raise UsageError("Pseudonymizer needs at least one redactor")
+            self.redactor = redactors[0] if len(redactors) == 1 else MultiRedactor(redactors)
         else:
             self.redactor = redactors
         self.mapping = mapping if mapping is not None else PseudonymMap()

