@@ -55,6 +55,37 @@ def run(data: Path, out: Path, url: str, concurrency: int, cache_dir: Path, cach
             "units_per_s": round(n / wall, 2), "cpu_ms_per_unit": round(1000 * cpu / max(n, 1), 2)}
 
 
+def bare_litellm(url: str, n: int, concurrency: int) -> dict:
+    """The same requests through litellm.acompletion alone (no instructor, no vsdcoder)."""
+    import asyncio
+
+    import litellm
+
+    from vsdcoder.codebook.compile import compile_codebook
+    from vsdcoder.codebook.load import load_codebook
+
+    c = compile_codebook(load_codebook("sad-stressors").codebook)
+    tools = [{"type": "function", "function": {"name": "Answer", "parameters": c.schema}}]
+    choice = {"type": "function", "function": {"name": "Answer"}}
+
+    async def one(i: int, sem: asyncio.Semaphore) -> None:
+        async with sem:
+            await litellm.acompletion(
+                model="openai/fake", api_base=url, api_key="sk-bench", tools=tools,
+                tool_choice=choice, messages=c.messages(f"Message {i}: my manager moved it"),
+                num_retries=0, max_retries=0)
+
+    async def go() -> None:
+        sem = asyncio.Semaphore(concurrency)
+        await asyncio.gather(*[one(i, sem) for i in range(n)])
+
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    asyncio.run(go())
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    return {"units": n, "failed": 0, "seconds": round(wall, 3), "units_per_s": round(n / wall, 2),
+            "cpu_ms_per_unit": round(1000 * cpu / n, 2)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--units", type=int, default=1000)
@@ -77,6 +108,12 @@ def main() -> None:
             rows.append(r)
             print(r, flush=True)
         c = max(int(x) for x in args.levels.split(","))
+        r = bare_litellm(url, args.units, c)
+        ideal = c / args.latency
+        r.update(case=f"bare litellm.acompletion, concurrency {c} (ceiling)", concurrency=c,
+                 ideal_units_per_s=round(ideal, 2), ratio=round(r["units_per_s"] / ideal, 3))
+        rows.append(r)
+        print(r, flush=True)
         r = run(data, tmp / "run-cached", url, c, tmp / f"cache-c{c}")
         r.update(case=f"fully cached re-run (concurrency {c})", concurrency=c,
                  ideal_units_per_s=None, ratio=None)

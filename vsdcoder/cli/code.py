@@ -13,6 +13,27 @@ def _csv_list(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in (value or "").split(",") if v.strip())
 
 
+def _print_privacy(privacy: dict | None, run_dir: Path | None) -> None:
+    """One or two lines on what was redacted and where the key is."""
+    if not privacy:
+        return
+    if privacy.get("local_only"):
+        typer.echo("local-only: no text left this machine")
+    if not privacy.get("redact"):
+        return
+    counts = privacy.get("redactions") or {}
+    what = ", ".join(f"{k} {v}" for k, v in counts.items()) or "nothing found"
+    verb = "would be redacted" if run_dir is None else "redacted before sending"
+    typer.echo(f"{verb} ({','.join(privacy['redact'])}): {what} "
+               f"in {privacy.get('units_redacted', 0)} unit(s)")
+    if run_dir is not None:
+        if privacy.get("redacted_output"):
+            typer.echo("outputs hold redacted text only; no key to the placeholders was kept")
+        elif (Path(run_dir) / "pseudonyms.json").exists():
+            typer.echo(f"key to the placeholders: {run_dir}/pseudonyms.json (owner-only; never "
+                       "sent). 'vsdcoder runs purge' removes it with the stored texts.")
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``code`` command to ``app``."""
 
@@ -47,6 +68,9 @@ def register(app: typer.Typer) -> None:
         sample: int | None = typer.Option(None, "--sample", help="Code a random sample of N units (seeded by --seed)."),
         budget: float | None = typer.Option(None, "--budget", help="Hard stop before spending more than USD."),
         no_store_text: bool = typer.Option(False, "--no-store-text", help="Keep raw texts out of run.db."),
+        redact: str | None = typer.Option(None, "--redact", help="Redactors run before anything is sent, e.g. patterns,presidio ('none' overrides a project setting)."),
+        local_only: bool | None = typer.Option(None, "--local-only/--no-local-only", help="Refuse any model that is not the embedded one or on a loopback address."),
+        redacted_output: bool | None = typer.Option(None, "--redacted-output/--no-redacted-output", help="Keep only redacted text in every output (needs --redact)."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     ) -> None:
         """Code every unit of DATA with a codebook and a model; resumable with the same --out."""
@@ -60,6 +84,7 @@ def register(app: typer.Typer) -> None:
             max_retries=max_retries, http_retries=http_retries, concurrency=concurrency, rpm=rpm,
             tpm=tpm, retry_failed=retry_failed, cache=not no_cache, dry_run=dry_run, limit=limit,
             sample=sample, sample_seed=seed or 0, budget=budget, store_text=not no_store_text,
+            redact=redact, local_only=local_only, redacted_output=redacted_output,
             progress=not as_json and sys.stderr.isatty(), argv=["vsdcoder", *sys.argv[1:]],
         )
         from vsdcoder.cli.report import print_dry_run, print_summary
@@ -67,11 +92,14 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps({"run_dir": str(summary.run_dir) if summary.run_dir else None,
                                    "status": summary.status, "counts": summary.counts,
-                                   "totals": summary.totals, "dry_run": summary.dry_run},
+                                   "totals": summary.totals, "dry_run": summary.dry_run,
+                                   "privacy": summary.privacy},
                                   indent=2, ensure_ascii=False, default=str))
         elif summary.dry_run is not None:
             print_dry_run(summary.dry_run)
+            _print_privacy(summary.privacy, None)
         else:
             print_summary(summary)
+            _print_privacy(summary.privacy, summary.run_dir)
         if summary.status == "interrupted":
             raise typer.Exit(130)

@@ -85,5 +85,57 @@ def show_cmd(
     tk = m.get("tokens", {})
     out.print(f"tokens   in {tk.get('input', 0):,}  out {tk.get('output', 0):,}  "
               f"cached {tk.get('cached_input', 0):,}   cost ${m.get('cost_usd', 0) or 0:.4f}")
+    pv = m.get("privacy") or {}
+    if pv.get("redact") or pv.get("local_only"):
+        parts = []
+        if pv.get("redact"):
+            counts = ", ".join(f"{k} {v}" for k, v in (pv.get("redactions") or {}).items())
+            parts.append(f"redact {','.join(pv['redact'])}: {pv.get('units_redacted', 0)} "
+                         f"unit(s) redacted ({counts or 'nothing found'})")
+            parts.append("redacted output only" if pv.get("redacted_output")
+                         else f"key {pv.get('key_file')}")
+        if pv.get("local_only"):
+            parts.append("local only")
+        out.print("privacy  " + "; ".join(parts), markup=False)
+    for p in m.get("purges", []):
+        out.print(f"purged   {p.get('at')}: {', '.join(p.get('removed', []))}", markup=False)
     out.print(f"sessions {len(m.get('sessions', []))}: "
               + ", ".join(f"{s['started']} {s['status']}" for s in m.get("sessions", [])))
+
+
+@app.command("purge")
+def purge_cmd(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Remove a run's stored texts and its pseudonym key; codes and offsets stay.
+
+    Removes from run.db the texts, contexts, requests, responses and parsed answers, and the
+    quotes, rationales and error details of every unit (then rebuilds the file so no old page
+    keeps them); removes the quotes and rationales from codes.jsonl and codes.csv; deletes
+    pseudonyms.json (the key to the placeholders) and leftover temporary files; and records
+    the purge in manifest.json. It cannot be undone. The shared response cache is not touched.
+    """
+    import sys
+
+    from vsdcoder.errors import UsageError
+
+    m = _manifest(run_dir)
+    if m is None or not (run_dir / "run.db").is_file():
+        raise UsageError(f"{run_dir}: not a run directory (no manifest.json and run.db)")
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"purging {run_dir} cannot be undone; pass --yes to confirm "
+                             "(no terminal to ask on)")
+        typer.confirm(f"Remove the stored texts, quotes and pseudonym key of {run_dir}? "
+                      "This cannot be undone", abort=True)
+    from vsdcoder.store.purge import purge_run
+
+    done = purge_run(run_dir)
+    typer.echo(f"purged {run_dir}: texts of {done['units']} unit(s) removed from run.db"
+               + (", pseudonyms.json deleted" if done["key_deleted"] else "")
+               + (f", {len(done['temp_files'])} temporary file(s) deleted"
+                  if done["temp_files"] else "")
+               + "; quotes removed from codes.jsonl and codes.csv")
+    typer.echo("note: the response cache (VSDCODER_CACHE_DIR) keeps the model's answers, which "
+               "may quote the texts; delete it to remove those too")

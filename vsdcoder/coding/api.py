@@ -47,6 +47,9 @@ def code(
     sample_seed: int = 0,
     budget: float | None = None,
     store_text: bool = True,
+    redact: str | Sequence[str] | None = None,
+    local_only: bool | None = None,
+    redacted_output: bool | None = None,
     progress: bool = False,
     argv: Sequence[str] | None = None,
 ) -> RunSummary:
@@ -87,13 +90,28 @@ def code(
         sample_seed: Seed of the sample.
         budget: Stop before spending more than this many US dollars.
         store_text: Keep raw texts in run.db (False keeps them out).
+        redact: Redactors to run before anything is sent, e.g. ``"patterns,presidio"``: the
+            text and context columns are sent with consistent placeholders (``<PERSON_1>``),
+            the key stays in ``RUN_DIR/pseudonyms.json`` (mode 0600), and quotes and offsets
+            are mapped back to the original text. None: the project file decides (else no
+            redaction); ``"none"``: no redaction whatever the project file says.
+        local_only: Refuse, before anything is read or sent, any model that is not the
+            embedded one or a server on a loopback address. None: the project file decides.
+        redacted_output: Keep only redacted text in every output (run.db, codes.*), with
+            quotes and offsets of the redacted text, and keep no key. Needs ``redact``.
         progress: Show a progress bar.
         argv: The command line that started the run, recorded in the manifest.
 
     Returns:
         A :class:`~vsdcoder.coding.runner.RunSummary` with the run directory and counts.
     """
+    from vsdcoder.privacy.engine import check_local_only, resolve_settings
+
     model = model or os.environ.get("VSDCODER_MODEL") or EMBEDDED_MODEL
+    privacy = resolve_settings(redact, local_only, redacted_output)
+    if privacy.local_only:
+        check_local_only(model, api_base, privacy.project_file)  # before anything else
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no fetch at import
     settings = ModelSettings(
         model=model, api_base=api_base, api_key=api_key, mode=choose_mode(model, mode),
         temperature=temperature, seed=seed, max_tokens=max_tokens, timeout=timeout,
@@ -106,7 +124,7 @@ def code(
         concurrency=concurrency, rpm=rpm, tpm=tpm, retry_failed=retry_failed, use_cache=cache,
         cache_dir=Path(cache_dir) if cache_dir else None, dry_run=dry_run, limit=limit,
         sample=sample, sample_seed=sample_seed, budget=budget, store_text=store_text,
-        progress=progress, argv=_public_argv(argv))
+        progress=progress, argv=_public_argv(argv), privacy=privacy)
     return run_coding(cfg)
 
 

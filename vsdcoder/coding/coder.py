@@ -318,13 +318,19 @@ class LLMCoder:
             params["max_tokens"] = s.max_tokens
         return params
 
-    def first_request_key(self, unit: Unit) -> str:
-        """Cache key of the first request for ``unit``, exactly as instructor would build it."""
+    def first_request_key(self, unit: Unit, send_text: str | None = None,
+                          send_context: str | None = None) -> str:
+        """Cache key of the first request for ``unit``, exactly as instructor would build it.
+
+        ``send_text``/``send_context``: the text and context actually sent (e.g. redacted).
+        """
+        text = unit.text if send_text is None else send_text
+        context = unit.context if send_context is None else send_context
         log = _UnitLog(probe=True)
         token = _current.set(log)
         try:
             run_sync(self.client.chat.completions.create(
-                model=self.settings.model, messages=self.compiled.messages(unit.text, unit.context),
+                model=self.settings.model, messages=self.compiled.messages(text, context),
                 response_model=self.response_model, max_retries=0, **self._params()))
         except _Probe as p:
             return p.key

@@ -25,6 +25,7 @@ from vsdcoder.coding.coder import (
 )
 from vsdcoder.data.read import DataSpec, Skip, Unit, UnitReader, file_hash, sample_units
 from vsdcoder.errors import UsageError
+from vsdcoder.privacy.engine import PrivacySettings, RunPseudonyms
 from vsdcoder.store.rundb import RunDB, UnitResult
 
 
@@ -50,6 +51,7 @@ class CodeConfig:
     store_text: bool = True
     progress: bool = True
     argv: list[str] = field(default_factory=list)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
 
 
 @dataclass
@@ -63,6 +65,7 @@ class RunSummary:
     coded_this_session: int = 0
     elapsed: float = 0.0
     dry_run: dict[str, Any] | None = None
+    privacy: dict[str, Any] | None = None
 
 
 class Budget:
@@ -163,6 +166,14 @@ def run_coding(cfg: CodeConfig) -> RunSummary:
     from vsdcoder.codebook.load import load_codebook
     from vsdcoder.store import manifest as mf
 
+    if cfg.privacy.local_only:  # before anything is read, let alone sent
+        from vsdcoder.privacy.engine import check_local_only
+
+        check_local_only(cfg.settings.model, cfg.settings.api_base, cfg.privacy.project_file)
+    if cfg.privacy.redact:  # unknown names and missing extras fail before any work
+        from vsdcoder.privacy import get_redactor
+
+        get_redactor(list(cfg.privacy.redact))
     loaded = load_codebook(cfg.codebook)
     compiled = compile_codebook(loaded.codebook,
                                 search=[loaded.directory] if loaded.directory else None)
@@ -213,6 +224,11 @@ def _run(cfg, compiled, loaded, db: RunDB, run_dir: Path, cache, data_hash: str,
     # must not leave a session 'running' forever)
     todo = sum(1 for u in _units(cfg, reader) if u.id not in done)
 
+    pseudonyms = None
+    if cfg.privacy.redact:  # loads the key of a resumed run: the numbering goes on
+        pseudonyms = RunPseudonyms(cfg.privacy.redact, run_dir,
+                                   keep_key=not cfg.privacy.redacted_output)
+
     session = db.start_session(cfg.argv)
     started = time.time()
     manifest = mf.build(cfg, compiled, loaded, data_hash, run_dir, prior)
@@ -233,8 +249,8 @@ def _run(cfg, compiled, loaded, db: RunDB, run_dir: Path, cache, data_hash: str,
             control["loop"].call_soon_threadsafe(control["interrupt"])
 
     try:
-        coded, status = run_sync(_work(cfg, coder, db, session, done, progress, control),
-                                 on_interrupt=interrupt)
+        coded, status = run_sync(_work(cfg, coder, db, session, done, progress, control,
+                                       pseudonyms), on_interrupt=interrupt)
     except KeyboardInterrupt:
         status = "interrupted"
     finally:
@@ -243,12 +259,17 @@ def _run(cfg, compiled, loaded, db: RunDB, run_dir: Path, cache, data_hash: str,
         write_exports(db, run_dir, compiled.codebook, list(cfg.data.meta_cols))
         manifest = mf.finish(manifest, db, status, started)
         mf.write(run_dir, manifest)
+    if status == "redaction_failed":
+        raise UsageError(
+            f"redaction failed, so the run stopped before sending that unit: "
+            f"{control.get('error')}\nUnits coded so far are saved in {run_dir}.")
     if status == "rejected":
         raise UsageError(
             f"the provider refused the request: {control.get('error')}\nCheck the API key "
             "(e.g. OPENAI_API_KEY), the model name and --api-base. Units coded so far are saved "
             f"in {run_dir}; run the same command again to resume.")
-    return RunSummary(run_dir, status, db.counts(), db.totals(), coded, time.time() - started)
+    return RunSummary(run_dir, status, db.counts(), db.totals(), coded, time.time() - started,
+                      privacy=manifest.get("privacy"))
 
 
 def _save_skip(db: RunDB, skip: Skip, session: int, store_text: bool) -> None:
@@ -258,7 +279,8 @@ def _save_skip(db: RunDB, skip: Skip, session: int, store_text: bool) -> None:
 
 
 async def _work(cfg: CodeConfig, coder: LLMCoder, db: RunDB, session: int, done: set[str],
-                progress: _Progress, control: dict[str, Any] | None = None) -> tuple[int, str]:
+                progress: _Progress, control: dict[str, Any] | None = None,
+                pseudonyms: RunPseudonyms | None = None) -> tuple[int, str]:
     queue: asyncio.Queue[Unit | None] = asyncio.Queue(maxsize=cfg.concurrency * 2)
     stop = asyncio.Event()
     state: dict[str, Any] = {"status": "finished", "coded": 0, "error": None}
@@ -308,8 +330,23 @@ async def _work(cfg: CodeConfig, coder: LLMCoder, db: RunDB, session: int, done:
             unit = await queue.get()
             if unit is None or stop.is_set():
                 return
+            red = None
+            if pseudonyms is not None:  # the map is saved before the redacted text is sent
+                try:
+                    red = pseudonyms.redact_unit(unit.text, unit.context)
+                except Exception as exc:  # never send a text that could not be redacted
+                    if state["status"] == "finished":
+                        state["status"] = "redaction_failed"
+                        state["error"] = (f"unit {unit.id}: {type(exc).__name__}: "
+                                          f"{str(exc)[:300]}")
+                    stop.set()
+                    return
             try:
-                res = await coder.code(unit)
+                if red is None:
+                    res = await coder.code(unit)
+                else:
+                    res = await coder.code(unit, send_text=red.send_text,
+                                           send_context=red.send_context)
             except BudgetExceeded:
                 if state["status"] == "finished":
                     state["status"] = "budget"
@@ -321,6 +358,10 @@ async def _work(cfg: CodeConfig, coder: LLMCoder, db: RunDB, session: int, done:
                     state["error"] = str(exc)
                 stop.set()
                 return
+            if red is not None:
+                from vsdcoder.privacy.engine import apply_redaction
+
+                apply_redaction(res, red, cfg.privacy.redacted_output)
             db.save(res, session, cfg.store_text)
             state["coded"] += 1
             progress.advance(res)
@@ -404,31 +445,49 @@ def _dry_run(cfg: CodeConfig, compiled, cache) -> RunSummary:
         done = db.done_ids(cfg.retry_failed)
         db.close()
     coder = LLMCoder(compiled, cfg.settings, cache=None)
-    first: Unit | None = None
+    pseudonyms = None
+    if cfg.privacy.redact:  # what would be sent; the run's key is read, never written
+        pseudonyms = RunPseudonyms(cfg.privacy.redact, cfg.out if cfg.out and cfg.out.is_dir()
+                                   else None, keep_key=not cfg.privacy.redacted_output,
+                                   write=False)
+    first: tuple[Unit, str, str | None] | None = None
     n_calls = 0
     n_cached = 0
     tokens_in = 0
+    counts: list[dict[str, int]] = []
     sys_tokens = _count_tokens(cfg.settings.model, compiled.system)
     for unit in _units(cfg, reader):
         if unit.id in done:
             continue
-        first = first or unit
+        text, context = unit.text, unit.context
+        if pseudonyms is not None:
+            red = pseudonyms.redact_unit(unit.text, unit.context)
+            text, context = red.send_text, red.send_context
+            counts.append(red.counts)
+        first = first or (unit, text, context)
         n_calls += 1
-        if cache is not None and cache.contains(coder.first_request_key(unit)):
+        if cache is not None and cache.contains(coder.first_request_key(unit, text, context)):
             n_cached += 1
             continue
-        tokens_in += sys_tokens + len(compiled.user_message(unit.text, unit.context)) // 4
+        tokens_in += sys_tokens + len(compiled.user_message(text, context)) // 4
     est_out = 150 * (n_calls - n_cached)
     cost = _estimate_cost(cfg.settings.model, tokens_in, est_out)
     info = {
-        "first_unit": first.id if first else None,
-        "messages": compiled.messages(first.text, first.context) if first else [],
+        "first_unit": first[0].id if first else None,
+        "messages": compiled.messages(first[1], first[2]) if first else [],
         "calls": n_calls, "cached_calls": n_cached, "uncached_calls": n_calls - n_cached,
         "estimated_input_tokens": tokens_in, "estimated_output_tokens": est_out,
         "estimated_cost_usd": cost, "skipped_rows": len(reader.skips),
         "model": cfg.settings.model,
     }
-    return RunSummary(cfg.out, "dry-run", dry_run=info)
+    privacy = None
+    if pseudonyms is not None:
+        from vsdcoder.privacy.engine import sum_counts
+
+        privacy = dict(cfg.privacy.public(), redactions=sum_counts(counts),
+                       units_redacted=sum(1 for c in counts if c))
+        info["privacy"] = privacy
+    return RunSummary(cfg.out, "dry-run", dry_run=info, privacy=privacy)
 
 
 def _count_tokens(model: str, text: str) -> int:

@@ -9,6 +9,8 @@ The pieces, each usable on its own:
   :class:`Redacted` one (``<PERSON_1>`` placeholders, offsets back to the original) with a
   :class:`PseudonymMap` that keeps numbering consistent across a run and is saved owner-only.
 - :mod:`vsdcoder.privacy.quality`: recall and precision of a redactor on a labelled set.
+- :mod:`vsdcoder.privacy.engine`: the glue with ``vsdcoder code`` (``--redact``,
+  ``--redacted-output``, ``--local-only``, the ``[privacy]`` section of a project file).
 
 Redactors are plugins (hook ``register_redactors``); :func:`get_redactor` builds one or several
 by the names used on the command line (``--redact patterns,presidio``).

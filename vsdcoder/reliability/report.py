@@ -73,8 +73,10 @@ def _fmt_rate(p: PredEval | dict[str, Any]) -> str:
     return f"{rate:.1%} ({run.get('failed', 0)}/{run.get('total', 0)})"
 
 
-def _dim_label(d: DimensionEval) -> str:
+def _dim_label(d: DimensionEval, short: bool = False) -> str:
     if d.gate:
+        if short:  # table cells: the gate is spelled out in the notes under the table
+            return f"{d.name} (gated)"
         return f"{d.name} (if {d.gate['dimension']} = {', '.join(d.gate['codes'])})"
     return d.name
 
@@ -173,7 +175,7 @@ def _print_pred(console: Any, report: EvalReport, p: PredEval, *, compact: bool,
         for col in base_cols:
             t.add_column(col, justify="right")
     for d in p.dimensions:
-        row = [_t(_dim_label(d)), str(d.n)] + [
+        row = [_t(_dim_label(d, short=True)), str(d.n)] + [
             _cell(d.metrics.get(k), wide) for k in ("agreement", "kappa", "alpha", "ac1",
                                                      "f1_macro")]
         if has_base and wide:

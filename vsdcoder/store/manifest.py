@@ -60,9 +60,19 @@ def check_compatible(prior: dict[str, Any], compiled, cfg, data_hash: str) -> No
     if prior.get("model", {}).get("model") != cfg.settings.model:
         problems.append(f"the model changed ({prior.get('model', {}).get('model')} -> "
                         f"{cfg.settings.model})")
+    before = prior.get("privacy") or {}
+    now = cfg.privacy.public()
+    if list(before.get("redact") or []) != now["redact"]:
+        was = ",".join(before.get("redact") or []) or "none"
+        problems.append(f"the redaction changed (--redact {was} -> "
+                        f"{','.join(now['redact']) or 'none'})")
+    elif bool(before.get("redacted_output")) != now["redacted_output"]:
+        problems.append("--redacted-output changed (the outputs would mix redacted and "
+                        "original text)")
     if problems:
         raise UsageError(f"{cfg.out}: cannot resume this run: " + "; ".join(problems)
-                         + ". Resume with the same codebook and model, or use a new --out.")
+                         + ". Resume with the same codebook, model and privacy settings, or "
+                         "use a new --out.")
 
 
 def build(cfg, compiled, loaded, data_hash: str, run_dir: Path,
@@ -76,7 +86,7 @@ def build(cfg, compiled, loaded, data_hash: str, run_dir: Path,
                 for s in (prior or {}).get("sessions", [])]
     sessions.append({"started": now, "ended": None, "status": "running", "data_hash": data_hash,
                      "argv": cfg.argv})
-    return {
+    out = {
         "format": FORMAT,
         "status": "running",
         "created": (prior or {}).get("created", now),
@@ -93,9 +103,29 @@ def build(cfg, compiled, loaded, data_hash: str, run_dir: Path,
         "run": {"concurrency": cfg.concurrency, "rpm": cfg.rpm, "tpm": cfg.tpm,
                 "cache": cfg.use_cache, "budget_usd": cfg.budget, "store_text": cfg.store_text,
                 "retry_failed": cfg.retry_failed},
+        "privacy": _privacy(cfg, prior),
         "versions": versions(),
         "sessions": sessions,
     }
+    if (prior or {}).get("purges"):
+        out["purges"] = prior["purges"]  # type: ignore[index]
+    return out
+
+
+def _privacy(cfg, prior: dict[str, Any] | None) -> dict[str, Any]:
+    """Redactors, local-only policy and output setting; totals are filled in by :func:`finish`."""
+    from vsdcoder.privacy.engine import COUNTERS_FILE, MAP_FILE
+
+    p = cfg.privacy.public()
+    if p["redact"]:
+        p["key_file"] = None if p["redacted_output"] else MAP_FILE
+        if p["redacted_output"]:
+            p["counters_file"] = COUNTERS_FILE
+    before = (prior or {}).get("privacy") or {}
+    for k in ("redactions", "units_redacted"):
+        if k in before:
+            p[k] = before[k]
+    return p
 
 
 def finish(manifest: dict[str, Any], db, status: str, started: float) -> dict[str, Any]:
@@ -115,4 +145,11 @@ def finish(manifest: dict[str, Any], db, status: str, started: float) -> dict[st
     served = [r[0] for r in db.db.execute(
         "SELECT DISTINCT json_extract(response, '$.model') FROM calls WHERE response IS NOT NULL")]
     m["model"] = dict(m["model"], served_models=sorted(s for s in served if s))
+    if m.get("privacy", {}).get("redact"):
+        from vsdcoder.privacy.engine import sum_counts
+
+        rows = [json.loads(r[0]) for r in db.db.execute(
+            "SELECT redactions FROM units WHERE redactions IS NOT NULL")]
+        m["privacy"] = dict(m["privacy"], redactions=sum_counts(rows),
+                            units_redacted=sum(1 for r in rows if r))
     return m

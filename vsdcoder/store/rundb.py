@@ -224,14 +224,60 @@ class RunDB:
             }
 
     def purge_texts(self) -> int:
-        """Remove stored texts, contexts, requests and responses; returns units touched."""
+        """Remove every stored copy of the coded texts; returns the number of units touched.
+
+        Texts, contexts, requests, responses, parsed answers and call errors are removed;
+        in each unit's result the quotes and rationales are removed and error messages are
+        cut to their first part (they can quote the answer). Codes, offsets, verification
+        flags, tokens and costs stay. Freed space is overwritten (``secure_delete``), the
+        database is rebuilt (``VACUUM``) and the WAL checkpointed and truncated, so no old
+        page keeps a text.
+        """
         db = self.db
+        db.execute("PRAGMA secure_delete=ON")
         db.execute("BEGIN IMMEDIATE")
-        n = db.execute("UPDATE units SET text=NULL, context=NULL").rowcount
-        db.execute("UPDATE calls SET request=NULL, response=NULL")
-        db.execute("COMMIT")
+        try:
+            n = db.execute("UPDATE units SET text=NULL, context=NULL").rowcount
+            db.execute("UPDATE calls SET request=NULL, response=NULL, parsed=NULL, errors=NULL")
+            rows = db.execute("SELECT id, result, error FROM units").fetchall()
+            for uid, result, error in rows:
+                new_result = _dumps(scrub_result(json.loads(result))) if result else None
+                db.execute("UPDATE units SET result=?, error=? WHERE id=?",
+                           (new_result, scrub_error(error), uid))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
         db.execute("VACUUM")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return n
+
+
+#: What replaces a removed quote or rationale after ``vsdcoder runs purge``.
+PURGED = None
+
+
+def scrub_result(result: Any) -> Any:
+    """A stored result without quote or rationale text (codes and offsets kept)."""
+    if not isinstance(result, dict):
+        return result
+    out = dict(result)
+    if isinstance(out.get("evidence"), dict):
+        out["evidence"] = dict(out["evidence"], quote=PURGED)
+    if "rationale" in out:
+        out["rationale"] = PURGED
+    if isinstance(out.get("records"), list):
+        out["records"] = [dict(r, quote=PURGED, **({"rationale": PURGED} if "rationale" in r
+                                                   else {}))
+                          if isinstance(r, dict) else r for r in out["records"]]
+    return out
+
+
+def scrub_error(error: str | None) -> str | None:
+    """An error message cut before its details, which may quote the text or the answer."""
+    if not error or ": " not in error:
+        return error
+    return error.split(": ", 1)[0] + " (details removed by purge)"
 
 
 def _strip_request(req: dict[str, Any]) -> dict[str, Any]:

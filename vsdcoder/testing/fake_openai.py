@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import threading
 import time
 from collections import Counter
@@ -106,6 +107,12 @@ class FakeOpenAI:
 
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def setup(self) -> None:
+                super().setup()
+                # headers and body go out in two writes; without TCP_NODELAY, Nagle's
+                # algorithm and the client's delayed ACK add ~40 ms to every response
+                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def _send(self, reply: Reply) -> None:
                 if reply.delay:
