@@ -81,6 +81,13 @@ def _metrics(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _run_facts(run_dir: Path) -> dict[str, Any]:
+    """Counts by status and quotes left unverified, from the run's manifest."""
+    m = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    return {"counts": m.get("counts", {}),
+            "units_quote_unverified": m.get("units_quote_unverified")}
+
+
 def main(argv: list[str] | None = None) -> int:
     os.chdir(ROOT)
     a = _args(argv)
@@ -146,8 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         "units_redacted": len(redacted),
         "redactions": manifest.get("privacy", {}).get("redactions", {}),
         "redacted_unit_ids": {u: c for u, c in sorted(redacted.items())},
-        "without": metrics[str(runs["without"])],
-        "with": metrics[str(runs["with"])],
+        "without": dict(metrics[str(runs["without"])], **_run_facts(runs["without"])),
+        "with": dict(metrics[str(runs["with"])], **_run_facts(runs["with"])),
         "redaction_effect": subset,
     }
     path = Path(a.json)
@@ -162,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\n{model} on {suite} ({result['without']['n']} units), --redact {a.redact}")
     print(f"units with something redacted: {len(redacted)}  {result['redactions']}")
+    for which in ("without", "with"):
+        r = result[which]
+        print(f"{which} redaction: {r['counts']}, quote not verified in "
+              f"{r['units_quote_unverified']}")
     for dim in dims:
         print(f"\n{dim}:   {'without redaction':>26}   {'with redaction':>26}")
         for m in METRICS:

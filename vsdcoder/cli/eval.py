@@ -28,6 +28,8 @@ def eval_cmd(
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap and the permutation tests."),
     permutations: int = typer.Option(1000, "--permutations", help="Shuffles per code for the permutation test (0: none)."),
     codes: bool = typer.Option(True, "--codes/--no-codes", help="Print the per-code tables."),
+    gold_spans: Path | None = typer.Option(None, "--gold-spans", help="Gold spans of a segment codebook (CSV: id, code, start, end[, dimension]); also score the records by span overlap."),
+    min_overlap: float = typer.Option(0.5, "--min-overlap", help="Least IoU of a span match (with --gold-spans)."),
 ) -> None:
     """Agreement of runs with gold codes, per dimension and code, with CIs and a human baseline."""
     if ctx.invoked_subcommand is not None:
@@ -48,9 +50,12 @@ def eval_cmd(
     from vsdcoder.reliability.report import print_report, write_html, write_json
 
     report = evaluate(gold, list(pred or []), codebook, layout=layout, bootstrap=bootstrap,
-                      seed=seed, permutations=permutations)
+                      seed=seed, permutations=permutations, gold_spans=gold_spans,
+                      min_overlap=min_overlap)
     out = console()
     print_report(report, out, codes=codes)
+    if gold_spans is not None:
+        _print_spans(report, out)
     if json_out:
         write_json(report, json_out)
         out.print(f"JSON report: {json_out}", markup=False, highlight=False)
@@ -64,6 +69,29 @@ def eval_cmd(
         out.print(f"disagreement sheet: {disagreements} ({n} row(s) where "
                   f"{report.preds[0].name} and the gold differ; fill in 'adjudicated', then "
                   "run 'vsdcoder eval adjudicate')", markup=False, highlight=False)
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def _print_spans(report, out) -> None:
+    """A small table of span overlap per prediction, dimension and code."""
+    from rich.table import Table
+
+    for p in report.preds:
+        ov = p.span_overlap or {}
+        for dim, sc in (ov.get("dimensions") or {}).items():
+            t = Table(title=f"Span overlap: {p.name} / {dim} (IoU >= {sc['min_overlap']}; "
+                            f"{ov.get('unverified', 0)} unverified record(s) skipped)")
+            for col in ("code", "gold", "pred", "matched", "precision", "recall", "F1",
+                        "mean IoU"):
+                t.add_column(col, justify="left" if col == "code" else "right")
+            for code, c in [*sc["codes"].items(), ("(micro)", sc["micro"])]:
+                t.add_row(code, str(c["gold"]), str(c["predicted"]), str(c["matched"]),
+                          _fmt(c["precision"]), _fmt(c["recall"]), _fmt(c["f1"]),
+                          _fmt(c["mean_iou"]))
+            out.print(t)
 
 
 @app.command("adjudicate")

@@ -150,6 +150,7 @@ class PredEval:
     skipped_dimensions: list[dict[str, str]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     quote_overlap: dict[str, Any] | None = None
+    span_overlap: dict[str, Any] | None = None
     ratings: Ratings | None = field(default=None, repr=False)
 
     def dimension(self, name: str) -> DimensionEval:
@@ -275,10 +276,13 @@ def _pred_dict(p: PredEval) -> dict[str, Any]:
             "baseline": _baseline_dict(d.baseline),
             "notes": d.notes,
         })
-    return {"name": p.name, "kind": p.kind, "source": p.source, "units": p.units, "run": p.run,
-            "headline": {k: _metric_dict(v) for k, v in p.headline.items()},
-            "dimensions": dims, "skipped_dimensions": p.skipped_dimensions,
-            "quote_overlap": p.quote_overlap, "problems": p.problems}
+    out = {"name": p.name, "kind": p.kind, "source": p.source, "units": p.units, "run": p.run,
+           "headline": {k: _metric_dict(v) for k, v in p.headline.items()},
+           "dimensions": dims, "skipped_dimensions": p.skipped_dimensions,
+           "quote_overlap": p.quote_overlap, "problems": p.problems}
+    if p.span_overlap is not None:  # only with gold spans (evaluate(gold_spans=...))
+        out["span_overlap"] = p.span_overlap
+    return out
 
 
 # -- the numbers: per-unit statistics over shared bootstrap resamples ---------------------------
@@ -948,6 +952,8 @@ def evaluate(
     seed: int = 0,
     permutations: int = 1000,
     level: float = 0.95,
+    gold_spans: str | Path | None = None,
+    min_overlap: float = 0.5,
 ) -> EvalReport:
     """Evaluate one or more predictions against gold codes.
 
@@ -961,6 +967,10 @@ def evaluate(
         seed: Seed of the resamples and of the permutation tests.
         permutations: Shuffles per code for the permutation test (0: none).
         level: Confidence level of the intervals.
+        gold_spans: A CSV of gold spans of a segment codebook (see
+            :func:`vsdcoder.reliability.spans.read_gold_spans`): each prediction's records are
+            then also scored by span overlap (``PredEval.span_overlap``, per dimension).
+        min_overlap: The least IoU of a span match.
 
     Returns:
         An :class:`EvalReport`; render it with :mod:`vsdcoder.reliability.report`.
@@ -982,6 +992,12 @@ def evaluate(
         raise UsageError("nothing to evaluate: give at least one prediction (--pred RUN_DIR)")
     taken = set(gold_r.coders)
     loaded = [_load_pred(p, cb, taken) for p in preds]
+    spans = None
+    if gold_spans is not None:
+        from vsdcoder.reliability.spans import read_gold_spans, span_dimensions
+
+        spans = read_gold_spans(gold_spans)
+        span_dims = span_dimensions(spans, cb)
 
     specs, skipped = _specs(cb, gold_r)
     all_gold_units = list(dict.fromkeys(gold_r.units))
@@ -1044,12 +1060,22 @@ def evaluate(
                     "unit only (no quote overlap)")
             if note not in notes:
                 notes.append(note)
+        span_ov = None
+        if spans is not None:
+            from vsdcoder.reliability.spans import records_from_evidence, span_scores
+
+            recs = records_from_evidence(r.evidence.get(name, {}))
+            span_ov = {"unverified": recs.unverified,
+                       "dimensions": {d: span_scores(spans, recs, dimension=d,
+                                                     min_overlap=min_overlap, units=units)
+                                      for d in span_dims}}
         out_preds.append(PredEval(
             name=name, kind=r.coders.get(name, "llm"), source=source,
             units={"evaluated": len(units), "gold": len(gold_units), "only_gold": only_gold,
                    "only_pred": only_pred, "not_coded": not_coded},
             run=_run_info(manifest), headline=headline, dimensions=dims,
             skipped_dimensions=skipped, problems=pprob, quote_overlap=ov,
+            span_overlap=span_ov,
             ratings=gold_r.merge(r)))
         for pp in pprob:
             problems.append(f"{name}: {pp}" if not pp.startswith(name) else pp)
