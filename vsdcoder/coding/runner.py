@@ -120,15 +120,9 @@ def default_run_dir(codebook: str, model: str) -> Path:
 
 
 def _lock(run_dir: Path):
-    from filelock import FileLock, Timeout
+    from vsdcoder.store.rundb import lock_run_dir
 
-    lock = FileLock(str(run_dir / ".lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise UsageError(f"{run_dir} is in use by another vsdcoder process; wait for it to "
-                         "finish or use another --out") from None
-    return lock
+    return lock_run_dir(run_dir, "or use another --out")
 
 
 def _check_writable(run_dir: Path) -> None:

@@ -1144,21 +1144,9 @@ def read_run(run: str | Path, codebook: Codebook | str | Path, name: str | None 
                             f"version {cb.version}")
     unknown: dict[tuple[str, str], list[str]] = defaultdict(list)
     by_status: dict[str, list[str]] = defaultdict(list)
-    lines: dict[str, dict[str, Any]] = {}
-    try:
-        with open(codes_path, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise UsageError(f"{where}: line {n}: not valid JSON ({exc.msg})") from None
-                if not isinstance(obj, dict) or "id" not in obj:
-                    raise UsageError(f"{where}: line {n}: expected an object with an 'id'")
-                lines[str(obj["id"])] = obj
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{where}: not valid UTF-8 ({exc.reason})") from None
+    from vsdcoder.store.exports import read_codes_jsonl
+
+    lines = read_codes_jsonl(codes_path)
     relevance = cb.relevance is not None and cb.unit == "document"
     for uid, obj in lines.items():
         out.units.append(uid)

@@ -15,7 +15,6 @@ offsets: they are skipped and counted (``unverified``).
 from __future__ import annotations
 
 import csv
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -213,18 +212,9 @@ def pred_records_from_run(run_dir: str | Path) -> PredRecords:
     if not path.is_file():
         raise UsageError(f"{p}: no codes.jsonl here; pass a run directory written by "
                          "'vsdcoder code --out DIR'")
-    lines: dict[str, dict[str, Any]] = {}
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UsageError(f"{path}: line {n}: not valid JSON ({exc.msg})") from None
-            if not isinstance(obj, dict) or "id" not in obj:
-                raise UsageError(f"{path}: line {n}: expected an object with an 'id'")
-            lines[str(obj["id"])] = obj
+    from vsdcoder.store.exports import read_codes_jsonl
+
+    lines = read_codes_jsonl(path)
     ev: dict[str, dict[str, Any]] = {}
     for uid, obj in lines.items():
         src = obj

@@ -114,3 +114,25 @@ def write_exports(db: RunDB, run_dir: Path, codebook: Codebook, meta_cols: list[
 
     atomic_write(run_dir / "codes.jsonl", jsonl)
     atomic_write(run_dir / "codes.csv", csvw)
+
+
+def read_codes_jsonl(path: Path) -> dict[str, dict[str, Any]]:
+    """The lines of a ``codes.jsonl`` by unit id (bad lines are errors with their number)."""
+    from vsdcoder.errors import UsageError
+
+    lines: dict[str, dict[str, Any]] = {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise UsageError(f"{path}: line {n}: not valid JSON ({exc.msg})") from None
+                if not isinstance(obj, dict) or "id" not in obj:
+                    raise UsageError(f"{path}: line {n}: expected an object with an 'id'")
+                lines[str(obj["id"])] = obj
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not valid UTF-8 ({exc.reason})") from None
+    return lines

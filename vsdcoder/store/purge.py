@@ -22,15 +22,9 @@ from vsdcoder.store.rundb import RunDB, scrub_error
 
 
 def _lock(run_dir: Path):
-    from filelock import FileLock, Timeout
+    from vsdcoder.store.rundb import lock_run_dir
 
-    lock = FileLock(str(run_dir / ".lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise UsageError(f"{run_dir} is in use by another vsdcoder process; wait for it to "
-                         "finish, then purge") from None
-    return lock
+    return lock_run_dir(run_dir, "then purge")
 
 
 def _rewrite_csv(path: Path) -> None:

@@ -286,3 +286,18 @@ def _strip_request(req: dict[str, Any]) -> dict[str, Any]:
         out["messages"] = [{"role": m.get("role"), "content": "[not stored: --no-store-text]"}
                            for m in out["messages"]]
     return out
+
+
+def lock_run_dir(run_dir: Path, then: str):
+    """Take the run directory's writer lock or refuse; ``then`` says what to do after waiting."""
+    from filelock import FileLock, Timeout
+
+    from vsdcoder.errors import UsageError
+
+    lock = FileLock(str(Path(run_dir) / ".lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise UsageError(f"{run_dir} is in use by another vsdcoder process; wait for it to "
+                         f"finish, {then}") from None
+    return lock
