@@ -178,7 +178,7 @@ def _li(shared: Path) -> dict:
 def li(shared):
     path = shared / "reference" / "li2025_prompt.md"
     if not path.is_file():
-        pytest.skip(f"{path} is not available")
+        pytest.fail(f"{path} is missing: this test needs shared/ beside the repository (CI has it)")
     return _li(shared)
 
 
@@ -401,7 +401,8 @@ def test_convabuse_codes_match_dataset_columns(shared):
     """Every code of the codebook corresponds to a label column of the released data."""
     split = shared / "datasets" / "convabuse" / "2_splits" / "ConvAbuseEMNLPtest.csv"
     if not split.is_file():
-        pytest.skip(f"{split} is not available")
+        pytest.fail(f"{split} is missing: this test needs shared/ beside the repository "
+                    "(CI has it)")
     header = split.read_text(encoding="utf-8").splitlines()[0].split(",")
     cols = {c.removeprefix("Annotator1_") for c in header if c.startswith("Annotator1_")}
     column = {
