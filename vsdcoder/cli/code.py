@@ -34,6 +34,16 @@ def _print_privacy(privacy: dict | None, run_dir: Path | None) -> None:
                        "sent). 'vsdcoder runs purge' removes it with the stored texts.")
 
 
+def _print_batch_dry_run(info: dict | None) -> None:
+    """What ``--batch`` would submit."""
+    if not info:
+        return
+    cost = info.get("estimated_cost_usd")
+    typer.echo(f"batch API ({info['provider']}): {info['requests']:,} first-round request(s) "
+               f"in {info['files']:,} batch file(s), {info['bytes'] / 1e6:,.2f} MB; estimated "
+               "cost at batch prices: " + (f"${cost:.4f}" if cost is not None else "unknown"))
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``code`` command to ``app``."""
 
@@ -59,6 +69,7 @@ def register(app: typer.Typer) -> None:
         max_retries: int = typer.Option(2, "--max-retries", help="Re-asks after an invalid answer."),
         http_retries: int = typer.Option(6, "--http-retries", help="Retries of 429/5xx/timeouts."),
         concurrency: int = typer.Option(8, "--concurrency", "-j", help="Requests in flight."),
+        units_per_call: int = typer.Option(1, "--units-per-call", "-k", help="Units coded in one request (each answer still checked and re-asked on its own)."),
         rpm: float | None = typer.Option(None, "--rpm", help="Requests per minute limit."),
         tpm: float | None = typer.Option(None, "--tpm", help="Tokens per minute limit (estimated)."),
         retry_failed: bool = typer.Option(False, "--retry-failed", help="Also retry failed units."),
@@ -67,6 +78,9 @@ def register(app: typer.Typer) -> None:
         limit: int | None = typer.Option(None, "--limit", help="Code only the first N units."),
         sample: int | None = typer.Option(None, "--sample", help="Code a random sample of N units (seeded by --seed)."),
         budget: float | None = typer.Option(None, "--budget", help="Hard stop before spending more than USD."),
+        batch: bool = typer.Option(False, "--batch", help="Use the provider's batch API (OpenAI, Azure: half price, within 24 h); resumable."),
+        batch_poll: float = typer.Option(30.0, "--batch-poll", help="Seconds between polls of submitted batches."),
+        batch_size: int | None = typer.Option(None, "--batch-size", help="At most N requests per batch (default: the provider's limit)."),
         no_store_text: bool = typer.Option(False, "--no-store-text", help="Keep raw texts out of run.db."),
         redact: str | None = typer.Option(None, "--redact", help="Redactors run before anything is sent, e.g. patterns,presidio ('none' overrides a project setting)."),
         local_only: bool | None = typer.Option(None, "--local-only/--no-local-only", help="Refuse any model that is not the embedded one or on a loopback address."),
@@ -84,8 +98,10 @@ def register(app: typer.Typer) -> None:
             max_retries=max_retries, http_retries=http_retries, concurrency=concurrency, rpm=rpm,
             tpm=tpm, retry_failed=retry_failed, cache=not no_cache, dry_run=dry_run, limit=limit,
             sample=sample, sample_seed=seed or 0, budget=budget, store_text=not no_store_text,
+            batch=batch, batch_poll=batch_poll, batch_size=batch_size,
             redact=redact, local_only=local_only, redacted_output=redacted_output,
             progress=not as_json and sys.stderr.isatty(), argv=["vsdcoder", *sys.argv[1:]],
+            units_per_call=units_per_call,
         )
         from vsdcoder.cli.report import print_dry_run, print_summary
 
@@ -97,6 +113,7 @@ def register(app: typer.Typer) -> None:
                                   indent=2, ensure_ascii=False, default=str))
         elif summary.dry_run is not None:
             print_dry_run(summary.dry_run)
+            _print_batch_dry_run(summary.dry_run.get("batch"))
             _print_privacy(summary.privacy, None)
         else:
             print_summary(summary)

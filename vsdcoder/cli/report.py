@@ -24,7 +24,10 @@ def print_summary(summary: Any) -> None:
         table.add_row("coded, quote not verified", f"{t['units_quote_unverified']:,}")
     table.add_row("coded this session", f"{summary.coded_this_session:,}")
     table.add_row("model calls (cache hits)", f"{t.get('calls', 0):,} ({t.get('cache_hits', 0):,})")
-    table.add_row("tokens in / out", f"{t.get('tokens_in', 0):,} / {t.get('tokens_out', 0):,}")
+    tokens_in = f"{t.get('tokens_in', 0):,}"
+    if t.get("cached_tokens"):  # prompt tokens the provider served from its prompt cache
+        tokens_in += f" ({t['cached_tokens']:,} cached by the provider)"
+    table.add_row("tokens in / out", f"{tokens_in} / {t.get('tokens_out', 0):,}")
     table.add_row("cost (USD)", f"{t.get('cost_usd', 0):.4f}")
     table.add_row("time (s)", f"{summary.elapsed:.1f}")
     out.print(table)
@@ -49,8 +52,11 @@ def print_dry_run(info: dict[str, Any]) -> None:
         out.print(Panel(m["content"], title=f"{m['role']} message (unit {info['first_unit']})",
                         title_align="left"), markup=False)
     cost = info["estimated_cost_usd"]
-    out.print(f"model {info['model']}: {info['calls']:,} units to code, {info['cached_calls']:,} "
-              f"answered from the cache, {info['uncached_calls']:,} calls to pay for")
+    k = info.get("units_per_call", 1)
+    what = (f"{info['calls']:,} units to code" if k == 1 else
+            f"{info.get('units', 0):,} units to code in {info['calls']:,} calls of up to {k}")
+    out.print(f"model {info['model']}: {what}, {info['cached_calls']:,} answered from the "
+              f"cache, {info['uncached_calls']:,} calls to pay for")
     out.print(f"estimated tokens: {info['estimated_input_tokens']:,} in, "
               f"~{info['estimated_output_tokens']:,} out (first attempts only)")
     out.print("estimated cost: " + (f"${cost:.4f}" if cost is not None else

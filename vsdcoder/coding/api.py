@@ -46,11 +46,15 @@ def code(
     sample: int | None = None,
     sample_seed: int = 0,
     budget: float | None = None,
+    batch: bool = False,
+    batch_poll: float = 30.0,
+    batch_size: int | None = None,
     store_text: bool = True,
     redact: str | Sequence[str] | None = None,
     local_only: bool | None = None,
     redacted_output: bool | None = None,
     progress: bool = False,
+    units_per_call: int = 1,
     argv: Sequence[str] | None = None,
 ) -> RunSummary:
     """Code every unit of a data file with a codebook and a model.
@@ -88,7 +92,16 @@ def code(
         limit: Code at most this many units (the first ones).
         sample: Code a simple random sample of this many units.
         sample_seed: Seed of the sample.
-        budget: Stop before spending more than this many US dollars.
+        budget: Stop before spending more than this many US dollars. With ``batch``: no
+            batch is submitted whose estimated cost would take this session over it.
+        batch: Submit the requests through the provider's batch API (OpenAI, Azure OpenAI:
+            about half the price, answers within 24 hours): upload, poll every
+            ``batch_poll`` seconds, re-ask invalid answers in further rounds, and write the
+            same run store. Stopping leaves the batches submitted; the same call with the
+            same ``out`` polls them again and never resubmits them.
+        batch_poll: Seconds between polls of submitted batches.
+        batch_size: At most this many requests per batch (default: the provider's limit,
+            50,000 for OpenAI; files are also split above 200 MB).
         store_text: Keep raw texts in run.db (False keeps them out).
         redact: Redactors to run before anything is sent, e.g. ``"patterns,presidio"``: the
             text and context columns are sent with consistent placeholders (``<PERSON_1>``),
@@ -100,6 +113,9 @@ def code(
         redacted_output: Keep only redacted text in every output (run.db, codes.*), with
             quotes and offsets of the redacted text, and keep no key. Needs ``redact``.
         progress: Show a progress bar.
+        units_per_call: Code this many units in one request (the codebook's system message is
+            sent once per request instead of once per unit); every unit's answer is still
+            validated on its own, and a wrong one is re-asked for that unit alone.
         argv: The command line that started the run, recorded in the manifest.
 
     Returns:
@@ -123,8 +139,10 @@ def code(
         data=spec, codebook=codebook, settings=settings, out=Path(out) if out else None,
         concurrency=concurrency, rpm=rpm, tpm=tpm, retry_failed=retry_failed, use_cache=cache,
         cache_dir=Path(cache_dir) if cache_dir else None, dry_run=dry_run, limit=limit,
+        batch=batch, batch_poll=batch_poll, batch_size=batch_size,
         sample=sample, sample_seed=sample_seed, budget=budget, store_text=store_text,
-        progress=progress, argv=_public_argv(argv), privacy=privacy)
+        progress=progress, argv=_public_argv(argv), privacy=privacy,
+        units_per_call=units_per_call)
     return run_coding(cfg)
 
 

@@ -81,7 +81,10 @@ _current: contextvars.ContextVar[_UnitLog] = contextvars.ContextVar("vsdcoder_un
 
 
 def _public_request(kwargs: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in kwargs.items() if k not in SECRET_KEYS}
+    # a copy of the message list: instructor appends its re-ask messages to the list it
+    # passed, which would otherwise show up in the logged request of the earlier attempt
+    return {k: list(v) if k == "messages" and isinstance(v, list) else v
+            for k, v in kwargs.items() if k not in SECRET_KEYS}
 
 
 def _retry_after(exc: Exception) -> float | None:
@@ -239,6 +242,8 @@ class LLMCoder:
         # wrap once: instructor would otherwise rebuild the wrapper model on every call
         self.response_model = response_schema(compiled.response_model)
         self.client.on("parse:error", self._on_parse_error)
+        self._multi = None
+        self._multi_model = None
 
     # -- one HTTP request (or cache hit), with transient retries ---------------------------
     async def _complete(self, **kwargs: Any) -> Any:
@@ -326,12 +331,22 @@ class LLMCoder:
         """
         text = unit.text if send_text is None else send_text
         context = unit.context if send_context is None else send_context
+        return self._probe_key(self.compiled.messages(text, context), self.response_model)
+
+    def group_request_key(self, sends: list[tuple[str, str | None]]) -> str:
+        """Cache key of the first multi-unit request for ``(text, context)`` pairs."""
+        if len(sends) == 1:
+            return self._probe_key(self.compiled.messages(*sends[0]), self.response_model)
+        messages = self.multi.messages([(str(i + 1), t, c) for i, (t, c) in enumerate(sends)])
+        return self._probe_key(messages, self._multi_model)
+
+    def _probe_key(self, messages: list[dict[str, str]], response_model: Any) -> str:
         log = _UnitLog(probe=True)
         token = _current.set(log)
         try:
             run_sync(self.client.chat.completions.create(
-                model=self.settings.model, messages=self.compiled.messages(text, context),
-                response_model=self.response_model, max_retries=0, **self._params()))
+                model=self.settings.model, messages=messages,
+                response_model=response_model, max_retries=0, **self._params()))
         except _Probe as p:
             return p.key
         except Exception as exc:
@@ -345,15 +360,19 @@ class LLMCoder:
 
     # -- one unit ------------------------------------------------------------------------
     async def code(self, unit: Unit, send_text: str | None = None,
-                   send_context: str | None = None) -> UnitResult:
+                   send_context: str | None = None,
+                   reask: tuple[str, list[str], int] | None = None) -> UnitResult:
         """Code ``unit``; never raises for model or provider failures (they become ``failed``).
 
         Args:
             unit: The unit.
             send_text: The text actually sent (e.g. redacted); defaults to ``unit.text``.
             send_context: The context actually sent; defaults to ``unit.context``.
+            reask: ``(answer, errors, attempts so far)`` when this unit's answer from a
+                multi-unit call was wrong: the unit is re-asked on its own, with that answer
+                and the codebook's messages about it, using the re-asks that are left.
         """
-        log = _UnitLog()
+        log = _UnitLog(attempt=reask[2] if reask else 0)
         token = _current.set(log)
         text = unit.text if send_text is None else send_text
         context = unit.context if send_context is None else send_context
@@ -361,13 +380,19 @@ class LLMCoder:
         params = self._params()
         res = UnitResult(id=unit.id, row=unit.row, status="failed", text=unit.text,
                          context=unit.context, meta=unit.meta)
+        messages = self.compiled.messages(text, context)
+        retries = s.max_retries
+        if reask is not None:
+            messages += [{"role": "assistant", "content": reask[0]},
+                         {"role": "user", "content": reask_message(reask[1])}]
+            retries = max(0, s.max_retries - 1)
         # the validation context travels in a ContextVar, not instructor's context=, which
         # would render every message (the unit's text included) as a Jinja template
         ctx_token = ANSWER_CONTEXT.set({"text": text})
         try:
             obj = await self.client.chat.completions.create(
-                model=s.model, messages=self.compiled.messages(text, context),
-                response_model=self.response_model, max_retries=s.max_retries, **params)
+                model=s.model, messages=messages,
+                response_model=self.response_model, max_retries=retries, **params)
             if log.calls:
                 log.calls[-1].parsed = obj.model_dump(mode="json")
             res.status = "coded"
@@ -387,6 +412,144 @@ class LLMCoder:
         res.cost = sum(c.cost or 0.0 for c in log.calls)
         res.cached = bool(log.calls) and all(c.cache_hit for c in log.calls)
         return res
+
+    # -- several units in one call (--units-per-call) ----------------------------------
+    @property
+    def multi(self):
+        """The :class:`~vsdcoder.codebook.multi.MultiCodebook` (built on first use)."""
+        if self._multi is None:
+            from instructor.v2.core.function_calls import response_schema
+
+            from vsdcoder.codebook.multi import MultiCodebook
+
+            self._multi = MultiCodebook(self.compiled)
+            self._multi_model = response_schema(self._multi.response_model)
+        return self._multi
+
+    async def code_group(self, units: list[Unit],
+                         sends: list[tuple[str, str | None]] | None = None) -> list[UnitResult]:
+        """Code several units in one call; each answer is checked (and re-asked) on its own.
+
+        The units get short ids 1..K in the prompt (their own ids are never sent). A unit
+        whose answer is missing or breaks the codebook is re-asked alone with that answer and
+        the codebook's messages; if the call as a whole cannot be parsed after its re-asks,
+        every unit is coded on its own; a provider failure fails every unit with its reason.
+        The shared call is logged on every unit's row (request and response on the first
+        unit's only) with tokens and cost split between them.
+
+        Args:
+            units: The units (one unit is simply :meth:`code`).
+            sends: ``(text, context)`` actually sent per unit (e.g. redacted).
+        """
+        from vsdcoder.codebook.multi import split_answers
+
+        sends = sends or [(u.text, u.context) for u in units]
+        if len(units) == 1:
+            return [await self.code(units[0], *sends[0])]
+        multi = self.multi
+        ids = [str(i + 1) for i in range(len(units))]
+        s = self.settings
+        log = _UnitLog()
+        token = _current.set(log)
+        answers: list[dict[str, Any]] | None = None
+        failure: Exception | None = None
+        try:
+            obj = await self.client.chat.completions.create(
+                model=s.model, messages=multi.messages(
+                    [(ids[i], t, c) for i, (t, c) in enumerate(sends)]),
+                response_model=self._multi_model, max_retries=s.max_retries, **self._params())
+            answers = obj.answers
+            if log.calls:
+                log.calls[-1].parsed = obj.model_dump(mode="json")
+        except BudgetExceeded:
+            raise
+        except Exception as exc:
+            failure = exc
+        finally:
+            _current.reset(token)
+        group = f"g{random.getrandbits(64):016x}"
+        shared = log.calls
+        if failure is not None:
+            return await self._group_failed(units, sends, shared, group, failure)
+        split = split_answers(answers or [], ids)
+        results = []
+        for i, (unit, (text, context)) in enumerate(zip(units, sends, strict=True)):
+            item = split[ids[i]]
+            errors: list[str] = []
+            res = UnitResult(id=unit.id, row=unit.row, status="failed", text=unit.text,
+                             context=unit.context, meta=unit.meta)
+            if isinstance(item, str):
+                errors = [item]
+            else:
+                try:
+                    ans = self.compiled.response_model.model_validate(
+                        item, context={"text": text})
+                except Exception as exc:
+                    errors = answer_errors(exc)
+                else:
+                    res.status = "coded"
+                    res.result, res.quote_verified = self.result_from_answer(
+                        ans.model_dump(mode="json"), text)
+            calls = _shares(shared, i, len(units), group, item, errors)
+            if errors and s.max_retries > 0:
+                raw = json.dumps(item, ensure_ascii=False) if isinstance(item, dict) else ""
+                res = await self.code(unit, text, context, reask=(raw, errors, len(shared)))
+                res.calls = calls + res.calls
+            else:
+                if errors:
+                    self._keep_unverified_or_fail(res, item, errors, text)
+                res.calls = calls
+            _sum_calls(res)
+            results.append(res)
+        return results
+
+    async def _group_failed(self, units: list[Unit], sends: list[tuple[str, str | None]],
+                            shared: list[CallLog], group: str,
+                            failure: Exception) -> list[UnitResult]:
+        from instructor.core.exceptions import IncompleteOutputException, InstructorRetryException
+        from pydantic import ValidationError
+
+        cause = failure.__cause__ if isinstance(failure, InstructorRetryException) else None
+        if isinstance(cause, BudgetExceeded):
+            raise cause
+        inner = cause if cause is not None else failure
+        why: str | None = None  # None: the answer had the wrong shape, code each unit alone
+        if not isinstance(inner, (ValidationError, ValueError, IncompleteOutputException)):
+            if is_fatal(inner):
+                raise ProviderRejected(f"{type(inner).__name__}: {str(inner)[:600]}") from None
+            why = f"{type(inner).__name__}: {str(inner)[:1000]}"
+        results = []
+        for i, (unit, (text, context)) in enumerate(zip(units, sends, strict=True)):
+            calls = _shares(shared, i, len(units), group, None, [])
+            if why is None:  # the call's answer never had the right shape: code each alone
+                res = await self.code(unit, text, context)
+                for c in res.calls:
+                    c.attempt += len(shared)
+            else:
+                res = UnitResult(id=unit.id, row=unit.row, status="failed", text=unit.text,
+                                 context=unit.context, meta=unit.meta,
+                                 error="multi-unit call failed: " + why)
+            res.calls = calls + res.calls
+            _sum_calls(res)
+            results.append(res)
+        return results
+
+    def _keep_unverified_or_fail(self, res: UnitResult, item: Any, errors: list[str],
+                                 text: str) -> None:
+        """No re-asks left: keep an answer whose only problem is its quote, else fail."""
+        if isinstance(item, dict):
+            try:
+                obj = self.compiled.response_model.model_validate(
+                    item, context={"text": text, "quotes": "lenient"})
+            except Exception:
+                pass
+            else:
+                res.status = "coded"
+                res.result, res.quote_verified = self.result_from_answer(
+                    obj.model_dump(mode="json"), text)
+                res.error = "quote not verified: " + "; ".join(errors)[:2000]
+                return
+        res.error = "invalid answer: " + "; ".join(errors)[:2000]
 
     def _fail_or_keep(self, exc: Exception, res: UnitResult, text: str) -> None:
         from instructor.core.exceptions import IncompleteOutputException, InstructorRetryException
@@ -478,6 +641,47 @@ class LLMCoder:
         if cb.evidence.rationale:
             result["rationale"] = answer.get("rationale")
         return result, verified
+
+
+def reask_message(errors: list[str]) -> str:
+    """The user message that re-asks a unit whose answer broke the codebook."""
+    lines = "\n".join(f"- {e}" for e in errors)
+    return (f"Your answer for this text does not follow the codebook:\n{lines}\n"
+            "Answer again for this text only, fixing these problems.")
+
+
+def _split(n: int | None, i: int, k: int) -> int:
+    """Unit ``i``'s share of ``n`` over ``k`` units (the remainder goes to the first ones)."""
+    n = int(n or 0)
+    return n // k + (1 if i < n % k else 0)
+
+
+def _shares(calls: list[CallLog], i: int, k: int, group: str, item: Any,
+            errors: list[str]) -> list[CallLog]:
+    """Unit ``i``'s rows for calls shared by ``k`` units (see :meth:`LLMCoder.code_group`)."""
+    out = []
+    for n, c in enumerate(calls):
+        last = n == len(calls) - 1
+        out.append(CallLog(
+            attempt=c.attempt, started=c.started, model=c.model,
+            request=c.request if i == 0 else None, response=c.response if i == 0 else None,
+            parsed=item if last and isinstance(item, dict) else None,
+            errors=(errors if last and errors else list(c.errors)),
+            latency=c.latency, tokens_in=_split(c.tokens_in, i, k),
+            tokens_out=_split(c.tokens_out, i, k),
+            cached_tokens=_split(c.cached_tokens, i, k),
+            cost=None if c.cost is None else c.cost / k, cache_hit=c.cache_hit,
+            status="invalid" if last and errors else c.status, group=f"{group}/{n + 1}"))
+    return out
+
+
+def _sum_calls(res: UnitResult) -> None:
+    """Attempts, tokens and cost of a unit from its calls."""
+    res.attempts = max((c.attempt for c in res.calls), default=0)
+    res.tokens_in = sum(c.tokens_in for c in res.calls)
+    res.tokens_out = sum(c.tokens_out for c in res.calls)
+    res.cost = sum(c.cost or 0.0 for c in res.calls)
+    res.cached = bool(res.calls) and all(c.cache_hit for c in res.calls)
 
 
 def quiet_libraries() -> None:

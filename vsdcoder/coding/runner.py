@@ -8,10 +8,12 @@ the units in flight, and the same command with the same ``--out`` codes only wha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+import sqlite3
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,8 +52,12 @@ class CodeConfig:
     budget: float | None = None
     store_text: bool = True
     progress: bool = True
+    units_per_call: int = 1
     argv: list[str] = field(default_factory=list)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    batch: bool = False  # submit through the provider's batch API (vsdcoder.coding.batch)
+    batch_poll: float = 30.0  # seconds between polls of submitted batches
+    batch_size: int | None = None  # at most this many requests per batch (default: provider's)
 
 
 @dataclass
@@ -125,15 +131,77 @@ def _lock(run_dir: Path):
     return lock_run_dir(run_dir, "or use another --out")
 
 
+#: Files of a run directory written in place (the others are replaced, which needs only the
+#: directory to be writable).
+_WRITTEN_IN_PLACE = ("run.db", "run.db-wal", "run.db-shm")
+
+
 def _check_writable(run_dir: Path) -> None:
+    """Refuse, before anything is written or sent, a run directory that cannot be written.
+
+    Raises:
+        UsageError: the directory cannot be created, is read-only (or not ours), or the disk
+            is full.
+    """
+    import os
+
+    from vsdcoder.store.failures import store_error
+
+    if not run_dir.exists():
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"{run_dir}: cannot create the run directory "
+                             f"({exc.strerror or exc}); choose another --out") from None
+    probe = run_dir / f".write-test-{os.getpid()}"  # per process: two may probe at once
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
         probe.write_bytes(b"ok")
-        probe.unlink()
+        for name in _WRITTEN_IN_PLACE:
+            p = run_dir / name
+            if p.exists() and not os.access(p, os.W_OK):
+                raise PermissionError(13, "Permission denied", str(p))
     except OSError as exc:
-        raise UsageError(f"{run_dir}: cannot write the run directory ({exc.strerror}); "
-                         "choose another --out or free disk space") from None
+        raise store_error(exc, run_dir, started=False) from None
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+
+
+def _from_store(exc: BaseException, run_dir: Path) -> bool:
+    """Whether ``exc`` is a failure to write the run directory (not e.g. the data file)."""
+    from vsdcoder.store.failures import storage_problem
+
+    if storage_problem(exc, run_dir) is None:
+        return False
+    name = getattr(exc, "filename", None)
+    if isinstance(exc, OSError) and name:
+        try:
+            return Path(name).resolve().is_relative_to(run_dir.resolve())
+        except (OSError, ValueError):
+            return False
+    return True
+
+
+def _quiet_cancelled_calls() -> None:
+    """Hide the warning a cancelled LiteLLM call leaves behind.
+
+    ``litellm.acompletion`` builds the request coroutine in a thread; when the worker is
+    cancelled meanwhile (a stop after a full disk) nobody awaits it, and Python would print
+    "RuntimeWarning: coroutine '...acompletion' was never awaited" under the one-line error.
+    """
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r"coroutine '.*acompletion' was never awaited",
+                            category=RuntimeWarning)
+
+
+class _StoreFailed(Exception):
+    """A write to the run directory failed during a session (carried out of the workers)."""
+
+    def __init__(self, exc: BaseException, in_flight: int = 0):
+        super().__init__(str(exc))
+        self.exc = exc
+        self.in_flight = in_flight
 
 
 def _units(cfg: CodeConfig, reader: UnitReader) -> Iterator[Unit]:
@@ -173,6 +241,16 @@ def run_coding(cfg: CodeConfig) -> RunSummary:
                                 search=[loaded.directory] if loaded.directory else None)
     if cfg.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
+    if cfg.units_per_call < 1:
+        raise UsageError("--units-per-call must be at least 1")
+    if cfg.units_per_call > 1:
+        from vsdcoder.codebook.multi import MultiCodebook
+
+        MultiCodebook(compiled)  # a codebook that cannot be coded K at a time fails now
+    if cfg.batch:  # refused before any work if the provider has no batch API
+        from vsdcoder.coding.batch import check_batch
+
+        check_batch(cfg)
     if cfg.settings.model.startswith("local/"):
         cfg.concurrency = 1  # one llama.cpp context in this process
     data_hash = file_hash(cfg.data.path) if cfg.data.path.exists() else None
@@ -186,6 +264,10 @@ def run_coding(cfg: CodeConfig) -> RunSummary:
         cache = ResponseCache(cfg.cache_dir)
 
     if cfg.dry_run:
+        if cfg.batch:
+            from vsdcoder.coding.batch import batch_dry_run
+
+            return batch_dry_run(cfg, compiled, cache)
         return _dry_run(cfg, compiled, cache)
 
     run_dir = cfg.out or default_run_dir(loaded.codebook.name, cfg.settings.model)
@@ -195,11 +277,23 @@ def run_coding(cfg: CodeConfig) -> RunSummary:
         prior = mf.read(run_dir)
         if prior is not None:
             mf.check_compatible(prior, compiled, cfg, data_hash)
-        db = RunDB(run_dir / "run.db")
         try:
-            return _run(cfg, compiled, loaded, db, run_dir, cache, data_hash, prior)
-        finally:
-            db.close()
+            db = RunDB(run_dir / "run.db")
+            try:
+                if cfg.batch:
+                    from vsdcoder.coding.batch import run_batch
+
+                    return run_batch(cfg, compiled, loaded, db, run_dir, cache, data_hash,
+                                     prior)
+                return _run(cfg, compiled, loaded, db, run_dir, cache, data_hash, prior)
+            finally:
+                db.close()
+        except (OSError, sqlite3.Error) as exc:  # a full disk, a read-only directory...
+            if not _from_store(exc, run_dir):
+                raise
+            from vsdcoder.store.failures import store_error
+
+            raise store_error(exc, run_dir) from None
     finally:
         lock.release()
         if cache is not None:
@@ -209,9 +303,8 @@ def run_coding(cfg: CodeConfig) -> RunSummary:
 def _run(cfg, compiled, loaded, db: RunDB, run_dir: Path, cache, data_hash: str,
          prior: dict[str, Any] | None) -> RunSummary:
     from vsdcoder.store import manifest as mf
-    from vsdcoder.store.exports import write_exports
 
-    done = db.done_ids(cfg.retry_failed)
+    done = db.done_lookup(cfg.retry_failed)
     reader = UnitReader(cfg.data)
     # a first streaming pass counts the work for the progress bar (and validates the file
     # before any call is paid for, and before the session and manifest are written: bad data
@@ -242,6 +335,7 @@ def _run(cfg, compiled, loaded, db: RunDB, run_dir: Path, cache, data_hash: str,
         if "loop" in control:
             control["loop"].call_soon_threadsafe(control["interrupt"])
 
+    failure: _StoreFailed | None = None
     try:
         coded, status = run_sync(_work(cfg, coder, db, session, done, progress, control,
                                        pseudonyms), on_interrupt=interrupt)
@@ -249,10 +343,19 @@ def _run(cfg, compiled, loaded, db: RunDB, run_dir: Path, cache, data_hash: str,
         status = "interrupted"
     finally:
         progress.close()
-        db.end_session(session, status)
-        write_exports(db, run_dir, compiled.codebook, list(cfg.data.meta_cols))
-        manifest = mf.finish(manifest, db, status, started)
-        mf.write(run_dir, manifest)
+        failure = control.get("store_failure")
+        if failure is not None:
+            from vsdcoder.store.failures import FULL, storage_problem
+
+            full = storage_problem(failure.exc, run_dir) == FULL
+            status = "disk_full" if full else "store_failed"
+        manifest, late = _end_session(db, session, status, run_dir, compiled, cfg, manifest,
+                                      started)
+        failure = failure or late
+    if failure is not None:
+        from vsdcoder.store.failures import store_error
+
+        raise store_error(failure.exc, run_dir, in_flight=failure.in_flight)
     if status == "redaction_failed":
         raise UsageError(
             f"redaction failed, so the run stopped before sending that unit: "
@@ -266,18 +369,49 @@ def _run(cfg, compiled, loaded, db: RunDB, run_dir: Path, cache, data_hash: str,
                       privacy=manifest.get("privacy"))
 
 
+def _end_session(db: RunDB, session: int, status: str, run_dir: Path, compiled,
+                 cfg: CodeConfig, manifest: dict[str, Any],
+                 started: float) -> tuple[dict[str, Any], _StoreFailed | None]:
+    """Record how the session ended, then rewrite ``codes.*`` and the manifest.
+
+    A step that cannot write the run directory (disk full, read-only) does not stop the next
+    ones; each leaves the previous version of what it writes. Returns the manifest and the
+    first such failure, if any.
+    """
+    from vsdcoder.store import manifest as mf
+    from vsdcoder.store.exports import write_exports
+
+    failure: _StoreFailed | None = None
+
+    def step(fn: Any) -> None:
+        nonlocal failure
+        try:
+            fn()
+        except (OSError, sqlite3.Error) as exc:
+            if not _from_store(exc, run_dir):
+                raise
+            failure = failure or _StoreFailed(exc)
+
+    step(lambda: db.end_session(session, status))
+    step(lambda: write_exports(db, run_dir, compiled.codebook, list(cfg.data.meta_cols)))
+    manifest = mf.finish(manifest, db, status, started)
+    step(lambda: mf.write(run_dir, manifest))
+    return manifest, failure
+
+
 def _save_skip(db: RunDB, skip: Skip, session: int, store_text: bool) -> None:
     status = "duplicate" if skip.duplicate_of else "skipped"
     db.save(UnitResult(id=skip.id, row=skip.row, status=status, error=skip.reason,
                        duplicate_of=skip.duplicate_of, meta=skip.meta), session, store_text)
 
 
-async def _work(cfg: CodeConfig, coder: LLMCoder, db: RunDB, session: int, done: set[str],
+async def _work(cfg: CodeConfig, coder: LLMCoder, db: RunDB, session: int, done: Container[str],
                 progress: _Progress, control: dict[str, Any] | None = None,
                 pseudonyms: RunPseudonyms | None = None) -> tuple[int, str]:
-    queue: asyncio.Queue[Unit | None] = asyncio.Queue(maxsize=cfg.concurrency * 2)
+    queue: asyncio.Queue[list[Unit] | None] = asyncio.Queue(maxsize=cfg.concurrency * 2)
+    k = max(1, cfg.units_per_call)
     stop = asyncio.Event()
-    state: dict[str, Any] = {"status": "finished", "coded": 0, "error": None}
+    state: dict[str, Any] = {"status": "finished", "coded": 0, "error": None, "in_flight": 0}
     loop = asyncio.get_running_loop()
     tasks: list[asyncio.Task] = []
 
@@ -286,6 +420,22 @@ async def _work(cfg: CodeConfig, coder: LLMCoder, db: RunDB, session: int, done:
             state["status"] = "interrupted"
             stop.set()
             for t in tasks:
+                t.cancel()
+
+    def on_store_failure(exc: BaseException) -> None:
+        """A write to the run directory failed (disk full, read-only...): stop everything.
+
+        The units in flight are not saved (the next run codes them); the other workers are
+        cancelled, so no further unit is saved, or marked failed, after the failure.
+        """
+        _quiet_cancelled_calls()
+        if "store_failure" not in state:
+            state["store_failure"] = _StoreFailed(exc, state["in_flight"])
+            state["status"] = "store_failed"
+        stop.set()
+        me = asyncio.current_task()
+        for t in tasks:
+            if t is not me:
                 t.cancel()
 
     if control is not None:
@@ -300,13 +450,19 @@ async def _work(cfg: CodeConfig, coder: LLMCoder, db: RunDB, session: int, done:
 
     async def produce() -> None:
         reader = UnitReader(cfg.data)
+        group: list[Unit] = []
         try:
             for unit in _units(cfg, reader):
                 if stop.is_set():
                     break
                 if unit.id in done:
                     continue
-                await queue.put(unit)
+                group.append(unit)
+                if len(group) == k:
+                    await queue.put(group)
+                    group = []
+            if group and not stop.is_set():
+                await queue.put(group)
         finally:
             # one end marker per worker; once stopped (Ctrl-C, budget) the workers may be gone,
             # so never wait on a full queue then (that would hang the run forever)
@@ -321,26 +477,34 @@ async def _work(cfg: CodeConfig, coder: LLMCoder, db: RunDB, session: int, done:
 
     async def work() -> None:
         while True:
-            unit = await queue.get()
-            if unit is None or stop.is_set():
+            units = await queue.get()
+            if units is None or stop.is_set():
                 return
-            red = None
+            state["in_flight"] += len(units)
+            reds: list[Any] = []
             if pseudonyms is not None:  # the map is saved before the redacted text is sent
-                try:
-                    red = pseudonyms.redact_unit(unit.text, unit.context)
-                except Exception as exc:  # never send a text that could not be redacted
-                    if state["status"] == "finished":
-                        state["status"] = "redaction_failed"
-                        state["error"] = (f"unit {unit.id}: {type(exc).__name__}: "
-                                          f"{str(exc)[:300]}")
-                    stop.set()
-                    return
+                for unit in units:
+                    try:
+                        reds.append(pseudonyms.redact_unit(unit.text, unit.context))
+                    except Exception as exc:  # never send a text that could not be redacted
+                        if _from_store(exc, db.path.parent):  # the key could not be saved
+                            on_store_failure(exc)
+                            return
+                        if state["status"] == "finished":
+                            state["status"] = "redaction_failed"
+                            state["error"] = (f"unit {unit.id}: {type(exc).__name__}: "
+                                              f"{str(exc)[:300]}")
+                        stop.set()
+                        return
             try:
-                if red is None:
-                    res = await coder.code(unit)
+                if len(units) > 1:
+                    results = await coder.code_group(
+                        units, [(r.send_text, r.send_context) for r in reds] or None)
+                elif reds:
+                    results = [await coder.code(units[0], send_text=reds[0].send_text,
+                                                send_context=reds[0].send_context)]
                 else:
-                    res = await coder.code(unit, send_text=red.send_text,
-                                           send_context=red.send_context)
+                    results = [await coder.code(units[0])]
             except BudgetExceeded:
                 if state["status"] == "finished":
                     state["status"] = "budget"
@@ -352,13 +516,21 @@ async def _work(cfg: CodeConfig, coder: LLMCoder, db: RunDB, session: int, done:
                     state["error"] = str(exc)
                 stop.set()
                 return
-            if red is not None:
-                from vsdcoder.privacy.engine import apply_redaction
+            for i, res in enumerate(results):
+                if reds:
+                    from vsdcoder.privacy.engine import apply_redaction
 
-                apply_redaction(res, red, cfg.privacy.redacted_output)
-            db.save(res, session, cfg.store_text)
-            state["coded"] += 1
-            progress.advance(res)
+                    apply_redaction(res, reds[i], cfg.privacy.redacted_output)
+                try:
+                    db.save(res, session, cfg.store_text)
+                except (OSError, sqlite3.Error) as exc:
+                    if not _from_store(exc, db.path.parent):
+                        raise
+                    on_store_failure(exc)  # the unit was not saved: coded again next time
+                    return
+                state["in_flight"] -= 1
+                state["coded"] += 1
+                progress.advance(res)
 
     producer = asyncio.create_task(produce())
     tasks = [asyncio.create_task(work()) for _ in range(cfg.concurrency)]
@@ -376,6 +548,7 @@ async def _work(cfg: CodeConfig, coder: LLMCoder, db: RunDB, session: int, done:
             loop.remove_signal_handler(signal.SIGINT)
     if control is not None:
         control["error"] = state["error"]
+        control["store_failure"] = state.get("store_failure")
     return state["coded"], state["status"]
 
 
@@ -433,11 +606,11 @@ class _Progress:
 def _dry_run(cfg: CodeConfig, compiled, cache) -> RunSummary:
     """Prompt of the first unit, number of calls, estimated tokens and cost of uncached calls."""
     reader = UnitReader(cfg.data)
-    done: set[str] = set()
+    done: Container[str] = set()
+    db = None
     if cfg.out and (cfg.out / "run.db").exists():
         db = RunDB(cfg.out / "run.db")
-        done = db.done_ids(cfg.retry_failed)
-        db.close()
+        done = db.done_lookup(cfg.retry_failed)
     coder = LLMCoder(compiled, cfg.settings, cache=None)
     pseudonyms = None
     if cfg.privacy.redact:  # what would be sent; the run's key is read, never written
@@ -450,29 +623,54 @@ def _dry_run(cfg: CodeConfig, compiled, cache) -> RunSummary:
     tokens_in = 0
     counts: list[dict[str, int]] = []
     sys_tokens = _count_tokens(cfg.settings.model, compiled.system)
-    for unit in _units(cfg, reader):
-        if unit.id in done:
-            continue
-        text, context = unit.text, unit.context
-        if pseudonyms is not None:
-            red = pseudonyms.redact_unit(unit.text, unit.context)
-            text, context = red.send_text, red.send_context
-            counts.append(red.counts)
-        first = first or (unit, text, context)
+    k = max(1, cfg.units_per_call)
+    group: list[tuple[str, str | None]] = []
+    first_messages: list[dict[str, str]] = []
+    n_units = uncached_units = 0
+
+    def count_call() -> None:  # one request for the units in ``group``
+        nonlocal n_calls, n_cached, tokens_in, n_units, uncached_units
+        if not first_messages:
+            first_messages.extend(compiled.messages(*group[0]) if len(group) == 1 else
+                                  coder.multi.messages([(str(i + 1), t, c)
+                                                        for i, (t, c) in enumerate(group)]))
         n_calls += 1
-        if cache is not None and cache.contains(coder.first_request_key(unit, text, context)):
+        n_units += len(group)
+        if cache is not None and cache.contains(coder.group_request_key(group)):
             n_cached += 1
-            continue
-        tokens_in += sys_tokens + len(compiled.user_message(text, context)) // 4
-    est_out = 150 * (n_calls - n_cached)
+        else:
+            uncached_units += len(group)
+            tokens_in += sys_tokens + sum(len(compiled.user_message(t, c)) // 4
+                                          for t, c in group)
+        group.clear()
+
+    try:
+        for unit in _units(cfg, reader):
+            if unit.id in done:
+                continue
+            text, context = unit.text, unit.context
+            if pseudonyms is not None:
+                red = pseudonyms.redact_unit(unit.text, unit.context)
+                text, context = red.send_text, red.send_context
+                counts.append(red.counts)
+            first = first or (unit, text, context)
+            group.append((text, context))
+            if len(group) == k:
+                count_call()
+        if group:
+            count_call()
+    finally:
+        if db is not None:
+            db.close()
+    est_out = 150 * uncached_units
     cost = _estimate_cost(cfg.settings.model, tokens_in, est_out)
     info = {
         "first_unit": first[0].id if first else None,
-        "messages": compiled.messages(first[1], first[2]) if first else [],
+        "messages": first_messages, "units": n_units,
         "calls": n_calls, "cached_calls": n_cached, "uncached_calls": n_calls - n_cached,
         "estimated_input_tokens": tokens_in, "estimated_output_tokens": est_out,
         "estimated_cost_usd": cost, "skipped_rows": len(reader.skips),
-        "model": cfg.settings.model,
+        "model": cfg.settings.model, "units_per_call": k,
     }
     privacy = None
     if pseudonyms is not None:

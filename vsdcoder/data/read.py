@@ -260,9 +260,14 @@ class UnitReader:
                              f"found; the file has: {have}")
 
     def __iter__(self) -> Iterator[Unit]:
+        seen = SeenIndex()  # ids (and text hashes) on disk: memory stays flat for any file size
+        try:
+            yield from self._iter(seen)
+        finally:
+            seen.close()
+
+    def _iter(self, seen: SeenIndex) -> Iterator[Unit]:
         s = self.spec
-        seen_ids: dict[str, int] = {}
-        seen_texts: dict[str, str] = {}
         checked = False
         for row_no, row, columns in _rows(s):
             if not checked:
@@ -274,11 +279,11 @@ class UnitReader:
                 raise UsageError(f"{s.path}: row {row_no}: empty id in column '{s.id_col}'; every "
                                  "unit needs an id (or choose another --id-col)")
             uid = uid.strip()
-            if uid in seen_ids:
+            first = seen.add("id", uid, row_no)
+            if first is not None:
                 raise UsageError(f"{s.path}: row {row_no}: duplicate id '{uid}' (first at row "
-                                 f"{seen_ids[uid]}); ids must be unique — fix the file or choose "
+                                 f"{first[0]}); ids must be unique — fix the file or choose "
                                  "another --id-col")
-            seen_ids[uid] = row_no
             text = _cell(row.get(s.text_col))
             meta = {c: _jsonable(row.get(c)) for c in s.meta_cols}
             if text is None or not text.strip():
@@ -286,10 +291,10 @@ class UnitReader:
                 continue
             if s.dedupe:
                 key = hashlib.sha256(" ".join(text.split()).encode("utf-8")).hexdigest()
-                if key in seen_texts:
-                    self.skips.append(Skip(uid, row_no, "duplicate text", seen_texts[key], meta))
+                first = seen.add("text", key, row_no, uid)
+                if first is not None:
+                    self.skips.append(Skip(uid, row_no, "duplicate text", first[1], meta))
                     continue
-                seen_texts[key] = uid
             context = None
             if s.context_cols:
                 parts = [f"{c}: {v}" for c in s.context_cols if (v := _cell(row.get(c)))]
@@ -302,6 +307,47 @@ class UnitReader:
                 raise UsageError(f"{s.path}: the file has no header and no rows; nothing to code")
             self.columns = columns
             self._check_columns(columns)
+
+
+class SeenIndex:
+    """Ids and text hashes already read, kept in a temporary SQLite file, not in memory.
+
+    A dict of 100,000 ids costs ~10 MB and grows with the file; this index keeps the reader's
+    memory flat (SQLite's page cache is capped at ~2 MB). Only ids, row numbers and hashes of
+    texts are written, never texts; the file is deleted when the pass ends.
+    """
+
+    def __init__(self) -> None:
+        import sqlite3
+        import tempfile
+
+        self._dir = tempfile.TemporaryDirectory(prefix="vsdcoder-seen-")
+        self.db = sqlite3.connect(Path(self._dir.name) / "seen.db", isolation_level=None,
+                                  check_same_thread=False)
+        for pragma in ("journal_mode=OFF", "synchronous=OFF", "cache_size=-2000",
+                       "temp_store=FILE"):
+            self.db.execute(f"PRAGMA {pragma}")
+        self.db.execute("CREATE TABLE seen (kind TEXT, key TEXT, row INTEGER, id TEXT,"
+                        " PRIMARY KEY (kind, key)) WITHOUT ROWID")
+        self.db.execute("BEGIN")
+
+    def add(self, kind: str, key: str, row: int, uid: str | None = None
+            ) -> tuple[int, str | None] | None:
+        """Record ``key``; returns ``(row, id)`` of its first occurrence if it was seen before."""
+        cur = self.db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?, ?, ?)",
+                              (kind, key, row, uid))
+        if cur.rowcount:
+            return None
+        r = self.db.execute("SELECT row, id FROM seen WHERE kind=? AND key=?",
+                            (kind, key)).fetchone()
+        return int(r[0]), r[1]
+
+    def close(self) -> None:
+        """Drop the index and its file."""
+        try:
+            self.db.close()
+        finally:
+            self._dir.cleanup()
 
 
 def _jsonable(v: Any) -> Any:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -342,7 +342,7 @@ def apply_redaction(res: Any, red: RedactedUnit, redacted_output: bool) -> None:
         res.result = to_original(res.result, red.text)
 
 
-def sum_counts(rows: Sequence[Mapping[str, int] | None]) -> dict[str, int]:
+def sum_counts(rows: Iterable[Mapping[str, int] | None]) -> dict[str, int]:
     """Counts by type summed over units."""
     total: Counter[str] = Counter()
     for r in rows:

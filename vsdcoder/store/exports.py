@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -13,13 +14,22 @@ from vsdcoder.store.rundb import RunDB
 
 
 def atomic_write(path: Path, write) -> None:
-    """Write via a temporary file and ``os.replace`` so readers never see half a file."""
+    """Write via a temporary file and ``os.replace`` so readers never see half a file.
+
+    If the write fails (a full disk, a read-only directory) the temporary file is removed
+    and ``path`` keeps its previous content; the error is raised.
+    """
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def unit_line(u: dict[str, Any]) -> dict[str, Any]:

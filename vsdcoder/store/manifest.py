@@ -60,6 +60,10 @@ def check_compatible(prior: dict[str, Any], compiled, cfg, data_hash: str) -> No
     if prior.get("model", {}).get("model") != cfg.settings.model:
         problems.append(f"the model changed ({prior.get('model', {}).get('model')} -> "
                         f"{cfg.settings.model})")
+    k_before = (prior.get("run") or {}).get("units_per_call", 1)
+    if k_before != getattr(cfg, "units_per_call", 1):
+        problems.append(f"--units-per-call changed ({k_before} -> {cfg.units_per_call}; the "
+                        "prompt frames each unit differently)")
     before = prior.get("privacy") or {}
     now = cfg.privacy.public()
     if list(before.get("redact") or []) != now["redact"]:
@@ -102,7 +106,8 @@ def build(cfg, compiled, loaded, data_hash: str, run_dir: Path,
         "model": cfg.settings.public(),
         "run": {"concurrency": cfg.concurrency, "rpm": cfg.rpm, "tpm": cfg.tpm,
                 "cache": cfg.use_cache, "budget_usd": cfg.budget, "store_text": cfg.store_text,
-                "retry_failed": cfg.retry_failed},
+                "retry_failed": cfg.retry_failed,
+                "units_per_call": getattr(cfg, "units_per_call", 1)},
         "privacy": _privacy(cfg, prior),
         "versions": versions(),
         "sessions": sessions,
@@ -148,8 +153,9 @@ def finish(manifest: dict[str, Any], db, status: str, started: float) -> dict[st
     if m.get("privacy", {}).get("redact"):
         from vsdcoder.privacy.engine import sum_counts
 
-        rows = [json.loads(r[0]) for r in db.db.execute(
-            "SELECT redactions FROM units WHERE redactions IS NOT NULL")]
-        m["privacy"] = dict(m["privacy"], redactions=sum_counts(rows),
-                            units_redacted=sum(1 for r in rows if r))
+        redacted = db.db.execute("SELECT COUNT(*) FROM units WHERE redactions IS NOT NULL"
+                                 " AND redactions NOT IN ('{}', 'null')").fetchone()[0]
+        rows = (json.loads(r[0]) for r in db.db.execute(  # streamed: flat memory
+            "SELECT redactions FROM units WHERE redactions IS NOT NULL"))
+        m["privacy"] = dict(m["privacy"], redactions=sum_counts(rows), units_redacted=redacted)
     return m

@@ -9,6 +9,7 @@ simonw/llm.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -45,6 +46,33 @@ def m001_initial(db: sqlite3.Connection) -> None:
         """)
 
 
+@migration
+def m002_batches(db: sqlite3.Connection) -> None:
+    """Provider batch jobs (``--batch``) and the requests in them (vsdcoder.coding.batch)."""
+    _script(db, """
+        CREATE TABLE batches (
+            n INTEGER PRIMARY KEY, batch_id TEXT UNIQUE, provider TEXT, round INTEGER,
+            input_file_id TEXT, output_file_id TEXT, error_file_id TEXT, state TEXT,
+            status TEXT, requests INTEGER, bytes INTEGER, request_counts TEXT, error TEXT,
+            session INTEGER, created REAL, updated REAL, ingested REAL
+        );
+        CREATE TABLE batch_requests (
+            id INTEGER PRIMARY KEY, batch_n INTEGER, custom_id TEXT, unit_id TEXT NOT NULL,
+            attempt INTEGER, key TEXT, status TEXT, response TEXT, error TEXT, sent TEXT,
+            closed INTEGER NOT NULL DEFAULT 0, created REAL, answered REAL
+        );
+        CREATE INDEX batch_requests_unit ON batch_requests(unit_id, closed);
+        CREATE INDEX batch_requests_batch ON batch_requests(batch_n, custom_id);
+        """)
+
+
+@migration
+def m003_call_groups(db: sqlite3.Connection) -> None:
+    """Calls shared by several units (``--units-per-call``): one group id on each unit's row."""
+    db.execute("ALTER TABLE calls ADD COLUMN call_group TEXT")
+    db.execute("CREATE INDEX calls_group ON calls(call_group)")
+
+
 def _script(db: sqlite3.Connection, script: str) -> None:
     """Run statements one by one (executescript would commit the migration's transaction)."""
     for stmt in script.split(";"):
@@ -71,6 +99,10 @@ class CallLog:
     cache_hit: bool = False
     status: str = "ok"
     redactions: dict[str, int] | None = None
+    #: Set on calls shared by several units (``--units-per-call``): the same id on every
+    #: unit's row; request and response are stored on the first unit's row only, and tokens
+    #: and cost are split between the units so that sums over ``calls`` stay exact.
+    group: str | None = None
 
 
 @dataclass
@@ -107,10 +139,14 @@ class RunDB:
         self.path = Path(path)
         self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
                                   check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA busy_timeout=30000")
-        self._migrate()
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA busy_timeout=30000")
+            self._migrate()
+        except BaseException:  # e.g. a full disk: do not leak the connection
+            self.db.close()
+            raise
 
     def _migrate(self) -> None:
         db = self.db
@@ -126,13 +162,19 @@ class RunDB:
                                (fn.__name__, time.time()))
                     db.execute("COMMIT")
                 except BaseException:
-                    db.execute("ROLLBACK")
+                    _rollback(db)
                     raise
 
     def close(self) -> None:
-        """Checkpoint the WAL and close."""
+        """Checkpoint the WAL and close.
+
+        A checkpoint that cannot be written (a full disk) is left for the next open: the WAL
+        keeps every committed transaction.
+        """
         try:
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error:
+            pass
         finally:
             self.db.close()
 
@@ -159,6 +201,10 @@ class RunDB:
         q = f"SELECT id FROM units WHERE status IN ({','.join('?' * len(statuses))})"
         return {r[0] for r in self.db.execute(q, statuses)}
 
+    def done_lookup(self, retry_failed: bool = False) -> DoneLookup:
+        """Like :meth:`done_ids`, but queried per id instead of loaded (flat memory)."""
+        return DoneLookup(self.db, retry_failed)
+
     def save(self, res: UnitResult, session: int, store_text: bool = True) -> None:
         """Write a unit's result and its calls in one transaction."""
         db = self.db
@@ -169,12 +215,14 @@ class RunDB:
                 db.execute(
                     "INSERT INTO calls(unit_id, attempt, session, started, latency, model, request,"
                     " response, parsed, errors, tokens_in, tokens_out, cached_tokens, cost,"
-                    " cache_hit, status, redactions) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " cache_hit, status, redactions, call_group)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (res.id, c.attempt, session, c.started, c.latency, c.model,
-                     _dumps(c.request if store_text else _strip_request(c.request)),
+                     _dumps(c.request if store_text or c.request is None
+                            else _strip_request(c.request)),
                      _dumps(c.response if store_text else None), _dumps(c.parsed),
                      _dumps(c.errors), c.tokens_in, c.tokens_out, c.cached_tokens, c.cost,
-                     int(c.cache_hit), c.status, _dumps(c.redactions)),
+                     int(c.cache_hit), c.status, _dumps(c.redactions), c.group),
                 )
             db.execute(
                 "INSERT OR REPLACE INTO units(id, row, status, result, error, attempts,"
@@ -189,7 +237,7 @@ class RunDB:
             )
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            _rollback(db)
             raise
 
     def counts(self) -> dict[str, int]:
@@ -198,10 +246,16 @@ class RunDB:
         return {s: n for s, n in self.db.execute(q)}
 
     def totals(self) -> dict[str, Any]:
-        """Tokens, cost and calls summed over every call of the run."""
+        """Tokens, cost and calls summed over every call of the run.
+
+        A call shared by several units (``--units-per-call``) counts once; its tokens and
+        cost are split between the units' rows, so the sums are the call's.
+        """
         r = self.db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(tokens_in),0), COALESCE(SUM(tokens_out),0),"
-            " COALESCE(SUM(cached_tokens),0), COALESCE(SUM(cost),0), COALESCE(SUM(cache_hit),0)"
+            "SELECT COUNT(DISTINCT COALESCE(call_group, 'row:' || id)),"
+            " COALESCE(SUM(tokens_in),0), COALESCE(SUM(tokens_out),0),"
+            " COALESCE(SUM(cached_tokens),0), COALESCE(SUM(cost),0),"
+            " COUNT(DISTINCT CASE WHEN cache_hit THEN COALESCE(call_group, 'row:' || id) END)"
             " FROM calls").fetchone()
         unverified = self.db.execute(
             "SELECT COUNT(*) FROM units WHERE quote_verified = 0").fetchone()[0]
@@ -246,11 +300,27 @@ class RunDB:
                            (new_result, scrub_error(error), uid))
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            _rollback(db)
             raise
         db.execute("VACUUM")
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return n
+
+
+class DoneLookup:
+    """``uid in lookup``: the unit needs no more work (see :meth:`RunDB.done_ids`).
+
+    One indexed query per id, so resuming a 100,000-unit run holds no set of ids in memory.
+    """
+
+    def __init__(self, db: sqlite3.Connection, retry_failed: bool = False):
+        self.db = db
+        self.statuses = {"coded", "skipped", "duplicate"} | (set() if retry_failed
+                                                              else {"failed"})
+
+    def __contains__(self, uid: object) -> bool:
+        r = self.db.execute("SELECT status FROM units WHERE id=?", (uid,)).fetchone()
+        return r is not None and r[0] in self.statuses
 
 
 #: What replaces a removed quote or rationale after ``vsdcoder runs purge``.
@@ -278,6 +348,17 @@ def scrub_error(error: str | None) -> str | None:
     if not error or ": " not in error:
         return error
     return error.split(": ", 1)[0] + " (details removed by purge)"
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    """Roll back the open transaction, if SQLite has not already done so.
+
+    After some errors (``SQLITE_FULL``, I/O errors) SQLite rolls the transaction back itself,
+    and a ``ROLLBACK`` would raise and hide the original error.
+    """
+    if db.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
 
 
 def _strip_request(req: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 It answers ``POST /v1/chat/completions`` with whatever a *responder* function returns, so a
 test can script correct answers, invalid JSON, wrong codes, non-verbatim quotes, 429s with
 ``Retry-After``, 500s and slow answers, and drive the real LiteLLM -> instructor path over
-HTTP. It is never used by vsdcoder itself.
+HTTP. The files and batches endpoints (``server.batch_api``, see
+:mod:`vsdcoder.testing.fake_batches`) answer each batch line through the same responder.
+It is never used by vsdcoder itself.
 
     with FakeOpenAI(responder) as server:
         vsdcoder.code(..., model="openai/fake", api_base=server.url)
@@ -52,6 +54,52 @@ def unit_text(request: dict[str, Any]) -> str:
     return u
 
 
+def multi_units(request: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(unit_id, text)`` of each unit in a multi-unit request (``--units-per-call``)."""
+    import re
+
+    u = user_text(request)
+    parts = re.split(r"^=== unit_id: (\S+) ===$", u, flags=re.M)
+    out = []
+    for uid, body in zip(parts[1::2], parts[2::2], strict=True):
+        marker = 'Text to code:\n"""\n'
+        text = body.split(marker, 1)[1].rsplit('\n"""', 1)[0] if marker in body else body
+        out.append((uid, text))
+    return out
+
+
+def response_schema(request: dict[str, Any]) -> dict[str, Any]:
+    """The JSON schema the request asks the answer to follow (tools or response_format)."""
+    tools = request.get("tools")
+    if tools:
+        return tools[0]["function"]["parameters"]
+    rf = request.get("response_format") or {}
+    return (rf.get("json_schema") or {}).get("schema") or {}
+
+
+def count_tokens(obj: Any) -> int:
+    """Tokens of ``obj`` (a string, or JSON-dumped) with tiktoken's cl100k_base encoding.
+
+    Gives the benchmark server realistic ``usage`` numbers: the same count for the same
+    request, whatever the client.
+    """
+    enc = _encoding(None)
+    text = obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False)
+    return len(enc.encode(text, disallowed_special=()))
+
+
+def _encoding(_: Any) -> Any:
+    global _ENCODING
+    if _ENCODING is None:  # LiteLLM's bundled copy of cl100k_base: no download
+        from litellm.litellm_core_utils.default_encoding import encoding
+
+        _ENCODING = encoding
+    return _ENCODING
+
+
+_ENCODING: Any = None
+
+
 def attempt_number(request: dict[str, Any]) -> int:
     """1 for a first ask; 2+ when the conversation carries re-ask messages."""
     return 1 + sum(1 for m in request.get("messages", [])[2:] if m.get("role") in ("user", "tool"))
@@ -90,16 +138,35 @@ def completion(request: dict[str, Any], answer: Any, *, prompt_tokens: int = 100
 Responder = Callable[[dict[str, Any], "FakeOpenAI"], Reply]
 
 
+class _Server(ThreadingHTTPServer):
+    """The HTTP server: a deep accept queue and quiet about clients that hang up."""
+
+    # the default backlog of 5 overflows when dozens of clients connect at once (e.g. after
+    # timeouts); the kernel then drops SYNs and the client waits a full second to retry
+    request_queue_size = 256
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
+
+
 class FakeOpenAI:
     """Serve a responder on an ephemeral 127.0.0.1 port in a background thread."""
 
     def __init__(self, responder: Responder, host: str = "127.0.0.1", port: int = 0):
         self.responder = responder
         self.latency = 0.0
+        self.count_tokens = False
         self.keep_requests = True
         self.requests: list[dict[str, Any]] = []
         self.hits: Counter[str] = Counter()
         self.lock = threading.Lock()
+        from vsdcoder.testing.fake_batches import FakeBatchAPI
+
+        #: OpenAI files and batches endpoints, answered through the same responder
+        self.batch_api = FakeBatchAPI(self)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -130,7 +197,9 @@ class FakeOpenAI:
                     pass
 
             def do_GET(self) -> None:
-                if self.path.rstrip("/").endswith("/models"):
+                if server.batch_api.handles(self.path):
+                    self._send(server.batch_api.get(self.path, self.headers))
+                elif self.path.rstrip("/").endswith("/models"):
                     models = [{"id": "fake", "object": "model"}]
                     self._send(Reply({"object": "list", "data": models}))
                 else:
@@ -138,6 +207,9 @@ class FakeOpenAI:
 
             def do_POST(self) -> None:
                 n = int(self.headers.get("Content-Length") or 0)
+                if server.batch_api.handles(self.path):  # files and batches: fake_batches.py
+                    self._send(server.batch_api.post(self.path, self.headers, self.rfile.read(n)))
+                    return
                 try:
                     req = json.loads(self.rfile.read(n) or b"{}")
                 except json.JSONDecodeError:
@@ -155,7 +227,7 @@ class FakeOpenAI:
                     reply = Reply({"error": {"message": f"responder failed: {exc!r}"}}, 500)
                 self._send(reply)
 
-        self._httpd = ThreadingHTTPServer((host, port), Handler)
+        self._httpd = _Server((host, port), Handler)
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -184,27 +256,41 @@ class FakeOpenAI:
 
 
 def _first_words_answer(request: dict[str, Any], server: FakeOpenAI) -> Reply:
-    """Benchmark responder for document codebooks with one single-choice dimension.
+    """Benchmark responder for document codebooks, one unit or several per request.
 
-    Answers ``{"quote": <first word>, <dim>: <first enum value>}`` using the request's schema.
+    Answers ``{"quote": <first word>, <dim>: <first enum value>}`` for each unit, following
+    the request's schema; with ``server.count_tokens`` the usage is counted with tiktoken
+    (prompt: the messages and the tools or response format as JSON; completion: the answer).
     """
-    tools = request.get("tools")
-    if tools:
-        schema = tools[0]["function"]["parameters"]
+    schema = response_schema(request)
+    props = schema.get("properties") or {}
+
+    def one(item_schema: dict[str, Any], text: str) -> dict[str, Any]:
+        answer: dict[str, Any] = {}
+        for name, prop in (item_schema.get("properties") or {}).items():
+            if name == "quote":
+                words = text.split()
+                answer[name] = words[0] if words else ""
+            elif "enum" in prop:
+                answer[name] = prop["enum"][0]
+            elif prop.get("type") == "boolean":
+                answer[name] = True
+            else:
+                options = [o for o in prop.get("anyOf", []) if "enum" in o]
+                answer[name] = options[0]["enum"][0] if options else None
+        return answer
+
+    if "answers" in props:  # a multi-unit request
+        item = props["answers"]["items"]
+        answer: dict[str, Any] = {"answers": [
+            dict(one(item, text), unit_id=uid) for uid, text in multi_units(request)]}
     else:
-        rf = request.get("response_format") or {}
-        schema = (rf.get("json_schema") or {}).get("schema") or {}
-    answer: dict[str, Any] = {}
-    for name, prop in (schema.get("properties") or {}).items():
-        if name == "quote":
-            words = unit_text(request).split()
-            answer[name] = words[0] if words else ""
-        elif "enum" in prop:
-            answer[name] = prop["enum"][0]
-        else:
-            options = [o for o in prop.get("anyOf", []) if "enum" in o]
-            answer[name] = options[0]["enum"][0] if options else None
-    return Reply(completion(request, answer), delay=server.latency)
+        answer = one(schema, unit_text(request))
+    kw: dict[str, int] = {}
+    if getattr(server, "count_tokens", False):
+        sent = {k: request.get(k) for k in ("messages", "tools", "response_format")}
+        kw = {"prompt_tokens": count_tokens(sent), "completion_tokens": count_tokens(answer)}
+    return Reply(completion(request, answer, **kw), delay=server.latency)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -215,9 +301,12 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--latency", type=float, default=0.2)
+    ap.add_argument("--count-tokens", action="store_true",
+                    help="report usage counted with tiktoken instead of fixed numbers")
     args = ap.parse_args(argv)
     server = FakeOpenAI(_first_words_answer, port=args.port)
     server.latency = args.latency
+    server.count_tokens = args.count_tokens
     server.keep_requests = False
     print(server.url, flush=True)
     sys.stdout.flush()
