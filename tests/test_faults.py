@@ -27,6 +27,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -282,22 +283,25 @@ def test_2000_units_with_20_percent_injected_faults_each_end_coded_or_failed_onc
 
 
 def _kill_plan(rng: random.Random) -> list[tuple[str, float]]:
-    """Ten moments: in start-up, at the first write, at the session start, then after 1-40
-    newly stored units (with a few ms of jitter so some kills land inside a commit)."""
+    """Ten seeded kill moments.
+
+    In start-up, at the first write, at the session start, then seven times after 1-30 newly
+    stored units (with a few ms of jitter, so some kills land inside a commit).
+    """
     plan = [("startup", rng.uniform(0.05, 0.8)), ("first write", 0.0), ("session start", 0.0)]
-    plan += [("units", float(rng.randint(1, 40))) for _ in range(7)]
+    plan += [("units", float(rng.randint(1, 30))) for _ in range(7)]
     return plan
 
 
 def test_sigkill_at_10_random_moments_then_resume_is_exactly_once(tmp_path):
-    n = 450
+    n = 300  # > 7 x (30 + in flight): units are left for the last resume
     texts = write_units(tmp_path / "d.csv", n)
     out = tmp_path / "run"
     rng = random.Random(4242)
     plan = _kill_plan(rng)
     committed_before: list[set[str]] = []  # per process: ids already in run.db when it started
     sessions_at_kill: list[int] = []
-    with FakeOpenAI(lambda req, s: answer(req, delay=0.04)) as srv:
+    with FakeOpenAI(lambda req, s: answer(req, delay=0.03)) as srv:
         args = code_args(tmp_path / "d.csv", srv.url, out, "--concurrency", "4")
         committed: set[str] = set()
         for j, (moment, value) in enumerate(plan):
@@ -330,8 +334,10 @@ def test_sigkill_at_10_random_moments_then_resume_is_exactly_once(tmp_path):
             snap = snapshot(out, tmp_path / f"snap{j}")
             if snap.exists():
                 assert query(snap, "PRAGMA integrity_check") == [("ok",)], (j, moment)
-                committed = {r[0] for r in query(snap, "SELECT id FROM units")}
-                sessions_at_kill.append(len(query(snap, "SELECT id FROM sessions")))
+                tables = {r[0] for r in query(snap, "SELECT name FROM sqlite_master")}
+                if "units" in tables:  # else killed before the first migration committed
+                    committed = {r[0] for r in query(snap, "SELECT id FROM units")}
+                    sessions_at_kill.append(len(query(snap, "SELECT id FROM sessions")))
             assert committed >= committed_before[-1]  # nothing stored is ever lost
         assert len(committed) < n, "every unit was coded before the last kill"
         committed_before.append(set(committed))
@@ -370,10 +376,9 @@ def test_sigkill_at_10_random_moments_then_resume_is_exactly_once(tmp_path):
 
 _FULL_DISK = r"""
 set -u
-mnt="$1"; copy="$2"; first="$3"; shift 3
+mnt="$1"; copy="$2"; seed="$3"; shift 3
 mount -t tmpfs -o size=640k vsdcoder-test "$mnt" || exit 97
-"$@" --limit 5 > "$first.out" 2> "$first.err"; echo $? > "$first.rc"
-cp -a "$mnt/." "$first.snap/"
+cp -a "$seed/." "$mnt/" || exit 98
 "$@"; rc=$?
 cp -a "$mnt/." "$copy/"
 exit $rc
@@ -381,15 +386,19 @@ exit $rc
 
 
 def test_full_disk_stops_with_one_clear_error_and_an_intact_store_then_resumes(tmp_path):
-    n = 300
+    n = 150  # the disk fills after ~20 units
     texts = write_units(tmp_path / "d.csv", n)
-    mnt, copy, first = tmp_path / "mnt", tmp_path / "copy", tmp_path / "first"
-    for d in (mnt, copy, Path(f"{first}.snap")):
-        d.mkdir()
+    mnt, copy, seed = tmp_path / "mnt", tmp_path / "copy", tmp_path / "seed"
+    mnt.mkdir()
+    copy.mkdir()
     with FakeOpenAI(lambda req, s: answer(req, delay=0.01)) as srv:
+        # a first session codes 5 units (so there are codes files to keep intact), then the
+        # run directory moves to a 640 kB tmpfs that fills up during the next session
+        vsdcoder.code(tmp_path / "d.csv", "sad-stressors", model=MODEL, api_base=srv.url,
+                      out=seed / "run", api_key=KEY, limit=5, progress=False)
         args = code_args(tmp_path / "d.csv", srv.url, mnt / "run", "--concurrency", "4")
-        p = in_namespace(tmp_path, _FULL_DISK, str(mnt), str(copy), str(first), *args)
-        assert Path(f"{first}.rc").read_text().strip() == "0", Path(f"{first}.err").read_text()
+        p = in_namespace(tmp_path, _FULL_DISK, str(mnt), str(copy), str(seed), *args)
+        assert p.returncode != 98, p.stderr
         run = copy / "run"
 
         # one clear line, exit code 2, no traceback
@@ -408,7 +417,7 @@ def test_full_disk_stops_with_one_clear_error_and_an_intact_store_then_resumes(t
         # the store is intact: run.db, and the manifest and codes files old or complete
         assert query(run / "run.db", "PRAGMA integrity_check") == [("ok",)]
         assert {s for s, *_ in saved.values()} == {"coded"}  # nothing marked failed wrongly
-        old = Path(f"{first}.snap") / "run"
+        old = seed / "run"
         old_ids = sorted(ln["id"] for ln in read_jsonl(old / "codes.jsonl"))
         assert len(old_ids) == 5 and set(old_ids) <= set(saved)
         now_ids = sorted(ln["id"] for ln in read_jsonl(run / "codes.jsonl"))
@@ -445,7 +454,7 @@ exec "$@"
 
 
 def test_full_cache_disk_warns_once_and_the_run_goes_on(tmp_path):
-    n = 120
+    n = 60
     texts = write_units(tmp_path / "d.csv", n)
     mnt = tmp_path / "cache-mnt"
     mnt.mkdir()
@@ -592,7 +601,8 @@ def test_second_process_on_the_same_run_dir_refuses_and_the_first_is_unharmed(tm
     n = 40
     texts = write_units(tmp_path / "d.csv", n)
     out = tmp_path / "run"
-    with FakeOpenAI(lambda req, s: answer(req, delay=0.15)) as srv, \
+    released = threading.Event()  # slow answers until the second process is done
+    with FakeOpenAI(lambda req, s: answer(req, delay=0 if released.is_set() else 0.1)) as srv, \
             FakeOpenAI(lambda req, s: answer(req)) as other:
         first = subprocess.Popen(code_args(tmp_path / "d.csv", srv.url, out, "-j", "2"),
                                  cwd=tmp_path, env=env_for(tmp_path), stdout=subprocess.PIPE,
@@ -603,6 +613,7 @@ def test_second_process_on_the_same_run_dir_refuses_and_the_first_is_unharmed(tm
         second = cli(tmp_path, code_args(tmp_path / "d.csv", other.url, out, "-j", "2"))
         took = time.monotonic() - t0
         assert first.poll() is None, "the first run should still be coding"
+        released.set()
         f_out, f_err = first.communicate(timeout=120)
         assert other.requests == []  # the second process never called a model
     assert second.returncode == 2, second.stderr
@@ -617,3 +628,34 @@ def test_second_process_on_the_same_run_dir_refuses_and_the_first_is_unharmed(tm
     assert [ln["id"] for ln in read_jsonl(out / "codes.jsonl")] == sorted(texts)
     m = json.loads((out / "manifest.json").read_text())
     assert m["status"] == "finished" and len(m["sessions"]) == 1
+
+
+# -- the fault injector itself -------------------------------------------------------------------
+
+
+def test_fault_injector_is_seeded_and_answers_every_bundled_codebook(tmp_path):
+    from vsdcoder.testing.faults import FaultInjector
+
+    a, b, c = FaultInjector(seed=1), FaultInjector(seed=1), FaultInjector(seed=2)
+    draws = [(f"text {i}", n) for i in range(2000) for n in (1, 2)]
+    kinds = [a.decide(t, n) for t, n in draws]
+    assert kinds == [b.decide(t, n) for t, n in draws]  # reproducible
+    assert kinds != [c.decide(t, n) for t, n in draws]
+    share = 1 - kinds.count("ok") / len(kinds)
+    assert 0.18 < share < 0.22 and set(kinds) == {"ok", *FAULT_KINDS}
+    with pytest.raises(ValueError, match="unknown fault kinds"):
+        FaultInjector(kinds=("gremlins",))
+
+    # its correct answers are correct for every bundled codebook (document and segment, gates,
+    # multi-label, "Other (term)" fields), and each answer fault is caught and re-asked
+    write_units(tmp_path / "d.csv", 2)
+    for codebook in ("sad-stressors", "vsd-mental-health", "tiktok-llm-mh", "convabuse"):
+        for kinds, expect in (((), "coded"), (("schema",), "failed"),
+                              (("malformed_json",), "failed")):
+            injector = FaultInjector(seed=3, rate=1.0 if kinds else 0.0, kinds=kinds)
+            with FakeOpenAI(injector) as srv:
+                run = vsdcoder.code(tmp_path / "d.csv", codebook, model=MODEL, api_base=srv.url,
+                                    out=tmp_path / f"{codebook}-{'-'.join(kinds) or 'ok'}",
+                                    api_key=KEY, max_retries=1, cache=False, progress=False)
+            assert run.counts == {expect: 2}, (codebook, kinds, run.counts)
+            assert len(injector.log) == 2 * (1 if expect == "coded" else 2)

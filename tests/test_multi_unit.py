@@ -379,3 +379,27 @@ def test_dry_run_counts_calls_of_k_units_and_shows_the_multi_unit_prompt(tmp_pat
                                                            "COLUMNS": "200"})
     assert p.returncode == 0, p.stderr
     assert "7 units to code in 3 calls of up to 3" in p.stdout
+
+
+# -- the static part of requests is stored once ---------------------------------------------
+
+
+def test_static_prompt_parts_are_stored_once_and_calls_full_shows_requests_whole(tmp_path):
+    path = data(tmp_path / "d.csv", 6)
+    with FakeOpenAI(_first_words_answer) as server:
+        run(path, server, tmp_path / "run")
+        sent = {unit_text(r): r for r in server.requests}
+    rows = query(tmp_path / "run", "SELECT request FROM calls")
+    assert len(rows) == 6
+    stored = [json.loads(r[0]) for r in rows]
+    # system message and tools are references, the unit's message is inline
+    assert all("content_ref" in s_["messages"][0] and "tools_ref" in s_ for s_ in stored)
+    assert query(tmp_path / "run", "SELECT COUNT(*) FROM prompt_parts") == [(2,)]
+    compiled = vsdcoder.compile_codebook(vsdcoder.load_codebook("sad-stressors").codebook)
+    for (req,) in query(tmp_path / "run", "SELECT request FROM calls_full"):
+        full = json.loads(req)
+        assert full["messages"][0] == {"role": "system", "content": compiled.system}
+        original = sent[unit_text(full)]
+        assert full["tools"] == original["tools"]
+        assert full["messages"] == original["messages"]
+        assert "tools_ref" not in full

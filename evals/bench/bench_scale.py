@@ -27,10 +27,11 @@ from pathlib import Path
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 HERE = Path(__file__).resolve().parent
-WORDS = ("work deadline manager exam family money rent sleep tired anxious worried partner "
-         "friend school job boss test grades bills landlord sick doctor appointment lonely "
-         "moving house car broke late again week month today tomorrow called said told asked "
-         "stress stressed overwhelmed cannot keep up with everything and I am so done").split()
+WORDS = " ".join((
+    "work deadline manager exam family money rent sleep tired anxious worried partner",
+    "friend school job boss test grades bills landlord sick doctor appointment lonely",
+    "moving house car broke late again week month today tomorrow called said told asked",
+    "stress stressed overwhelmed cannot keep up with everything and I am so done")).split()
 
 
 def make_data(path: Path, n: int, seed: int = 1) -> None:

@@ -38,10 +38,11 @@ def _print_batch_dry_run(info: dict | None) -> None:
     """What ``--batch`` would submit."""
     if not info:
         return
-    cost = info.get("estimated_cost_usd")
+    cost, sync = info.get("estimated_cost_usd"), info.get("estimated_cost_usd_sync")
     typer.echo(f"batch API ({info['provider']}): {info['requests']:,} first-round request(s) "
                f"in {info['files']:,} batch file(s), {info['bytes'] / 1e6:,.2f} MB; estimated "
-               "cost at batch prices: " + (f"${cost:.4f}" if cost is not None else "unknown"))
+               "cost at batch prices: " + (f"${cost:.4f}" if cost is not None else "unknown")
+               + (f" (ordinary requests: ${sync:.4f})" if sync is not None else ""))
 
 
 def register(app: typer.Typer) -> None:

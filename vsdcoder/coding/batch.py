@@ -26,7 +26,9 @@ never resubmits a request that is in one, nor a unit already stored.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
+import gc
 import json
 import signal
 import sys
@@ -136,11 +138,19 @@ def check_batch(cfg: Any) -> BatchTarget:
     return batch_target(cfg.settings, cfg.batch_size)
 
 
+def in_flight_error(prior: dict[str, Any], run_dir: Path) -> UsageError:
+    """The error for resuming, without ``--batch``, a run with units in submitted batches."""
+    n = (prior.get("batch") or {}).get("in_flight")
+    return UsageError(f"{run_dir}: {n} unit(s) of this run are in batches submitted with "
+                      "--batch; resume it with --batch so they are polled, not paid for twice "
+                      "(or code into a new --out)")
+
+
 # -- prices ------------------------------------------------------------------------------------
 
 
 class BatchPricing:
-    """Cost of a batch answer from its usage, at LiteLLM's batch prices (see :data:`PRICING_NOTE`)."""
+    """Cost of a batch answer from its usage at LiteLLM's batch prices (:data:`PRICING_NOTE`)."""
 
     def __init__(self, model: str, provider: str):
         self.model = model
@@ -168,7 +178,6 @@ class BatchPricing:
         try:
             import litellm
             from litellm.cost_calculator import batch_cost_calculator
-
             from litellm.types.utils import PromptTokensDetailsWrapper
 
             usage = litellm.Usage(prompt_tokens=prompt_tokens,
@@ -571,12 +580,38 @@ class _Provider:
                                                      "application/jsonl"), purpose="batch")
 
     async def create(self, input_file_id: str, attempt: int) -> Any:
-        return await self.call("acreate_batch", completion_window="24h", endpoint=ENDPOINT,
-                               input_file_id=input_file_id,
-                               metadata={"created_by": "vsdcoder", "round": str(attempt)})
+        """Create a batch from an uploaded file, at most once.
+
+        A transient failure may come after the provider created the batch (a lost answer),
+        so before trying again the provider's recent batches are searched for this file.
+        """
+        import random
+
+        import litellm
+
+        s = self.s
+        for n in range(s.http_retries + 1):
+            try:
+                return await litellm.acreate_batch(
+                    completion_window="24h", endpoint=ENDPOINT, input_file_id=input_file_id,
+                    metadata={"created_by": "vsdcoder", "round": str(attempt)},
+                    custom_llm_provider=self.t.provider, api_base=s.api_base,
+                    api_key=s.api_key, timeout=s.timeout, max_retries=0)
+            except Exception as exc:
+                if not _transient(exc) or n >= s.http_retries:
+                    raise
+                ceiling = min(s.backoff_max, s.backoff_base * 2 ** n)
+                await asyncio.sleep(random.uniform(ceiling / 2, ceiling))
+                found = await self.find(input_file_id)
+                if found is not None:
+                    return found
+        raise RuntimeError("unreachable")  # pragma: no cover
 
     async def retrieve(self, batch_id: str) -> Any:
-        return await self.call("aretrieve_batch", batch_id=batch_id)
+        # without the flag LiteLLM's logging downloads the output file of a finished batch
+        # once more, in a background task, to price it for its own callbacks
+        return await self.call("aretrieve_batch", batch_id=batch_id,
+                               litellm_metadata={"batch_ignore_default_logging": True})
 
     async def content(self, file_id: str) -> bytes:
         resp = await self.call("afile_content", file_id=file_id)
@@ -603,10 +638,8 @@ def _result_of_line(obj: dict[str, Any], batch_id: str
     code = resp.get("status_code")
     body = resp.get("body")
     if isinstance(body, str):
-        try:
+        with contextlib.suppress(json.JSONDecodeError):
             body = json.loads(body)
-        except json.JSONDecodeError:
-            pass
     if not err and code == 200 and isinstance(body, dict):
         return "answered", body, None
     detail = None
@@ -614,6 +647,11 @@ def _result_of_line(obj: dict[str, Any], batch_id: str
         detail = ": ".join(str(x) for x in (err.get("code"), err.get("message")) if x)
     elif err:
         detail = str(err)
+    code_name = err.get("code") if isinstance(err, dict) else None
+    if code_name in ("batch_expired", "batch_cancelled"):
+        what = "expired (24h window)" if code_name == "batch_expired" else "was cancelled"
+        return "error", None, (f"batch {batch_id} {what} before this request was run; rerun "
+                               "with --retry-failed")
     if not detail and isinstance(body, dict) and isinstance(body.get("error"), dict):
         e = body["error"]
         detail = ": ".join(str(x) for x in (e.get("code") or e.get("type"), e.get("message"))
@@ -637,6 +675,19 @@ def _missing_reason(batch: Any, batch_id: str) -> str:
     if status == "cancelled":
         return f"batch {batch_id} was cancelled before this request was run"
     return f"batch {batch_id} ended '{status}' without a result for this request"
+
+
+def estimate_tokens(model: str, body: dict[str, Any]) -> tuple[int, int]:
+    """Estimated (input, output) tokens of a request, for ``--budget`` and the dry run.
+
+    Input: its messages and schema, counted with LiteLLM's tokenizer; output: ``max_tokens``,
+    else 150.
+    """
+    from vsdcoder.coding.runner import _count_tokens
+
+    text = json.dumps(body.get("messages"), ensure_ascii=False) + json.dumps(
+        body.get("tools") or body.get("response_format") or "", ensure_ascii=False)
+    return _count_tokens(model, text), int(body.get("max_tokens") or 150)
 
 
 # -- the session -------------------------------------------------------------------------------
@@ -684,6 +735,11 @@ class _BatchSession:
 
     # -- main loop ---------------------------------------------------------------------------
     async def main(self, control: dict[str, Any]) -> str:
+        """Run the session; returns its status. Ctrl-C stops at the next safe point.
+
+        ``control`` receives the loop and the interrupt callback (for Ctrl-C in a notebook,
+        where the loop runs in a worker thread).
+        """
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
 
@@ -707,6 +763,10 @@ class _BatchSession:
         finally:
             if installed:
                 loop.remove_signal_handler(signal.SIGINT)
+            # LiteLLM makes an OpenAI client per file/batch call; collected here, they close
+            # on this loop instead of failing on a closed one later
+            gc.collect()
+            await asyncio.sleep(0)
 
     async def _loop(self) -> str:
         self.store.close_saved(self.cfg.store_text)
@@ -731,10 +791,8 @@ class _BatchSession:
             await self._sleep(self.cfg.batch_poll)
 
     async def _sleep(self, seconds: float) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stop.wait(), timeout=max(0.0, seconds))
-        except asyncio.TimeoutError:
-            pass
 
     # -- submission --------------------------------------------------------------------------
     async def _resume_submissions(self) -> None:
@@ -943,13 +1001,7 @@ class _BatchSession:
     def _estimate(self, body: dict[str, Any]) -> float | None:
         if self.cfg.budget is None:
             return None
-        from vsdcoder.coding.runner import _count_tokens
-
-        text = json.dumps(body.get("messages"), ensure_ascii=False) + json.dumps(
-            body.get("tools") or body.get("response_format") or "", ensure_ascii=False)
-        tokens_in = _count_tokens(self.cfg.settings.model, text)
-        tokens_out = body.get("max_tokens") or 150
-        return self.coder.pricing.cost(tokens_in, tokens_out)
+        return self.coder.pricing.cost(*estimate_tokens(self.cfg.settings.model, body))
 
     def _save(self, res: UnitResult, red: Any) -> None:
         if red is not None:
@@ -1091,6 +1143,7 @@ def batch_dry_run(cfg: Any, compiled: Any, cache: Any) -> Any:
                                    write=False)
     coder = BatchCoder(compiled, cfg.settings, target, cache=cache)
     sizes: list[int] = []
+    tokens = [0, 0]
 
     async def collect() -> None:
         for unit in _units(cfg, UnitReader(cfg.data)):
@@ -1103,17 +1156,23 @@ def batch_dry_run(cfg: Any, compiled: Any, cache: Any) -> Any:
             _, req, _ = await coder.step(unit, {}, send_text=text, send_context=context)
             if req is not None and req.attempt == 1:
                 sizes.append(len(_body_bytes(req.request)) + LINE_OVERHEAD)
+                tin, tout = estimate_tokens(cfg.settings.model, req.request)
+                tokens[0] += tin
+                tokens[1] += tout
 
     run_sync(collect())
     groups = split_sizes(sizes, target.limits)
-    sync_cost = info.get("estimated_cost_usd")
-    cost = coder.pricing.cost(int(info.get("estimated_input_tokens") or 0),
-                              int(info.get("estimated_output_tokens") or 0))
-    info["estimated_cost_usd_sync"] = sync_cost
-    info["estimated_cost_usd"] = cost
+    # the requests as they would be sent (schema included), priced as the budget check does
+    from vsdcoder.coding.runner import _estimate_cost
+
+    cost = coder.pricing.cost(tokens[0], tokens[1])
+    info.update(estimated_input_tokens=tokens[0], estimated_output_tokens=tokens[1],
+                estimated_cost_usd=cost,
+                estimated_cost_usd_sync=_estimate_cost(cfg.settings.model, *tokens))
     info["batch"] = {"provider": target.provider, "requests": len(sizes), "files": len(groups),
                      "bytes": sum(sizes), "max_requests": target.limits.max_requests,
                      "max_bytes": target.limits.max_bytes, "estimated_cost_usd": cost,
+                     "estimated_cost_usd_sync": info["estimated_cost_usd_sync"],
                      "pricing": PRICING_NOTE}
     summary.dry_run = info
     return summary

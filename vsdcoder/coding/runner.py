@@ -277,6 +277,10 @@ def run_coding(cfg: CodeConfig) -> RunSummary:
         prior = mf.read(run_dir)
         if prior is not None:
             mf.check_compatible(prior, compiled, cfg, data_hash)
+            if not cfg.batch and (prior.get("batch") or {}).get("in_flight"):
+                from vsdcoder.coding.batch import in_flight_error
+
+                raise in_flight_error(prior, run_dir)
         try:
             db = RunDB(run_dir / "run.db")
             try:

@@ -73,6 +73,40 @@ def m003_call_groups(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX calls_group ON calls(call_group)")
 
 
+@migration
+def m004_prompt_parts(db: sqlite3.Connection) -> None:
+    """The static part of requests stored once; ``calls_full`` shows requests whole.
+
+    The system message (instructions, codebook, examples) and the tools / response format
+    (the schema) are the same in every request of a run: thousands of tokens that would
+    otherwise be stored again for every call (~20 KB a call with the Li et al. codebook).
+    ``calls.request`` keeps a reference (``content_ref``, ``tools_ref``,
+    ``response_format_ref``: a sha256 key of ``prompt_parts``); the view puts them back.
+    """
+    db.execute("CREATE TABLE prompt_parts (hash TEXT PRIMARY KEY, content TEXT NOT NULL)")
+    cols = "id, unit_id, attempt, session, started, latency, model, response, parsed, errors," \
+           " tokens_in, tokens_out, cached_tokens, cost, cache_hit, status, redactions," \
+           " call_group"
+    q = f"SELECT {cols}, request AS r FROM calls"
+    for path, ref, as_json in PROMPT_PART_REFS:
+        value = f"(SELECT content FROM prompt_parts WHERE hash = json_extract(r, '$.{ref}'))"
+        if as_json:
+            value = f"json({value})"
+        q = (f"SELECT {cols}, CASE WHEN json_extract(r, '$.{ref}') IS NULL THEN r ELSE "
+             f"json_remove(json_set(r, '$.{path}', {value}), '$.{ref}') END AS r FROM ({q})")
+    db.execute(f"CREATE VIEW calls_full AS SELECT id, unit_id, attempt, session, started,"
+               f" latency, model, r AS request, response, parsed, errors, tokens_in, tokens_out,"
+               f" cached_tokens, cost, cache_hit, status, redactions, call_group FROM ({q})")
+
+
+#: Where the static parts of a request go: (JSON path, reference key, stored as JSON).
+PROMPT_PART_REFS = (("messages[0].content", "messages[0].content_ref", False),
+                    ("tools", "tools_ref", True),
+                    ("response_format", "response_format_ref", True))
+#: Static parts shorter than this are stored inline.
+PROMPT_PART_MIN = 200
+
+
 def _script(db: sqlite3.Connection, script: str) -> None:
     """Run statements one by one (executescript would commit the migration's transaction)."""
     for stmt in script.split(";"):
@@ -144,6 +178,7 @@ class RunDB:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA busy_timeout=30000")
             self._migrate()
+            self._parts: set[str] = set()  # prompt_parts keys known to be stored
         except BaseException:  # e.g. a full disk: do not leak the connection
             self.db.close()
             raise
@@ -201,6 +236,38 @@ class RunDB:
         q = f"SELECT id FROM units WHERE status IN ({','.join('?' * len(statuses))})"
         return {r[0] for r in self.db.execute(q, statuses)}
 
+    def _shrink(self, request: dict[str, Any] | None) -> dict[str, Any] | None:
+        """``request`` with its static parts replaced by references to ``prompt_parts``.
+
+        Called inside :meth:`save`'s transaction, so a part and the calls that refer to it
+        are committed together.
+        """
+        if not request:
+            return request
+        out = dict(request)
+        msgs = out.get("messages")
+        if isinstance(msgs, list) and msgs and isinstance(msgs[0], dict) \
+                and msgs[0].get("role") == "system" and isinstance(msgs[0].get("content"), str) \
+                and len(msgs[0]["content"]) >= PROMPT_PART_MIN:
+            out["messages"] = [{"role": "system",
+                                "content_ref": self._part(msgs[0]["content"])}, *msgs[1:]]
+        for key in ("tools", "response_format"):
+            if out.get(key) is not None:
+                raw = json.dumps(out[key], ensure_ascii=False, sort_keys=True)
+                if len(raw) >= PROMPT_PART_MIN:
+                    del out[key]
+                    out[key + "_ref"] = self._part(raw)
+        return out
+
+    def _part(self, content: str) -> str:
+        import hashlib
+
+        key = "sha256:" + hashlib.sha256(content.encode("utf-8")).hexdigest()
+        if key not in self._parts:
+            self.db.execute("INSERT OR IGNORE INTO prompt_parts VALUES (?, ?)", (key, content))
+            self._parts.add(key)
+        return key
+
     def done_lookup(self, retry_failed: bool = False) -> DoneLookup:
         """Like :meth:`done_ids`, but queried per id instead of loaded (flat memory)."""
         return DoneLookup(self.db, retry_failed)
@@ -218,8 +285,8 @@ class RunDB:
                     " cache_hit, status, redactions, call_group)"
                     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (res.id, c.attempt, session, c.started, c.latency, c.model,
-                     _dumps(c.request if store_text or c.request is None
-                            else _strip_request(c.request)),
+                     _dumps(self._shrink(c.request if store_text or c.request is None
+                                         else _strip_request(c.request))),
                      _dumps(c.response if store_text else None), _dumps(c.parsed),
                      _dumps(c.errors), c.tokens_in, c.tokens_out, c.cached_tokens, c.cost,
                      int(c.cache_hit), c.status, _dumps(c.redactions), c.group),
@@ -238,6 +305,7 @@ class RunDB:
             db.execute("COMMIT")
         except BaseException:
             _rollback(db)
+            self._parts.clear()  # parts inserted in the rolled-back transaction are gone
             raise
 
     def counts(self) -> dict[str, int]:
@@ -293,6 +361,8 @@ class RunDB:
         try:
             n = db.execute("UPDATE units SET text=NULL, context=NULL").rowcount
             db.execute("UPDATE calls SET request=NULL, response=NULL, parsed=NULL, errors=NULL")
+            db.execute("DELETE FROM prompt_parts")  # the requests' static parts go with them
+            self._parts.clear()
             rows = db.execute("SELECT id, result, error FROM units").fetchall()
             for uid, result, error in rows:
                 new_result = _dumps(scrub_result(json.loads(result))) if result else None

@@ -275,6 +275,8 @@ def _first_words_answer(request: dict[str, Any], server: FakeOpenAI) -> Reply:
                 answer[name] = prop["enum"][0]
             elif prop.get("type") == "boolean":
                 answer[name] = True
+            elif prop.get("type") == "array":  # multi-code dimensions, segment records
+                answer[name] = []
             else:
                 options = [o for o in prop.get("anyOf", []) if "enum" in o]
                 answer[name] = options[0]["enum"][0] if options else None

@@ -107,8 +107,18 @@ def _quote_for(text: str, description: str) -> str:
     return " ".join(words[:n])
 
 
-def _value(prop: dict[str, Any], defs: dict[str, Any], text: str, name: str) -> Any:
-    """A valid value for one property: first enum value, a verbatim quote, an item, ..."""
+#: How a compiled codebook describes a gated dimension.
+_GATE = re.compile(r"Only answered when (\w+) is one of ([^;]+);")
+
+
+def _value(prop: dict[str, Any], defs: dict[str, Any], text: str, name: str,
+           siblings: dict[str, Any]) -> Any:
+    """A valid value for one property: first enum value, a verbatim quote, an item, ...
+
+    A nullable property is null unless its description names a gate that the answer so far
+    (``siblings``) opens ("Only answered when personal_use is one of yes; otherwise null");
+    "Other (term)" fields are therefore null, as no first code is "other".
+    """
     prop = _resolve(prop, defs)
     if name == "quote":
         return _quote_for(text, prop.get("description", ""))
@@ -117,16 +127,24 @@ def _value(prop: dict[str, Any], defs: dict[str, Any], text: str, name: str) -> 
     if "const" in prop:
         return prop["const"]
     options = [_resolve(o, defs) for o in prop.get("anyOf", [])]
+    if any(o.get("type") == "null" for o in options):
+        gate = _GATE.search(prop.get("description") or "")
+        if gate is None:
+            return None
+        chosen = siblings.get(gate.group(1))
+        chosen = chosen if isinstance(chosen, list) else [chosen]
+        if not {str(c) for c in chosen} & {v.strip() for v in gate.group(2).split(",")}:
+            return None
+        options = [o for o in options if o.get("type") != "null"]
     for o in options:
         if "enum" in o or "const" in o:
-            return _value(o, defs, text, name)
+            return _value(o, defs, text, name, siblings)
     for o in options:
         if o.get("type") not in (None, "null"):
-            return _value(o, defs, text, name)
+            return _value(o, defs, text, name, siblings)
     kind = prop.get("type")
     if kind == "array":
-        item = _value(prop.get("items") or {}, defs, text, name)
-        return [item]
+        return [_value(prop.get("items") or {}, defs, text, name, siblings)]
     if kind == "object":
         return _object(prop, defs, text)
     if kind == "boolean":
@@ -139,8 +157,10 @@ def _value(prop: dict[str, Any], defs: dict[str, Any], text: str, name: str) -> 
 
 
 def _object(schema: dict[str, Any], defs: dict[str, Any], text: str) -> dict[str, Any]:
-    return {name: _value(prop, defs, text, name)
-            for name, prop in (schema.get("properties") or {}).items()}
+    out: dict[str, Any] = {}
+    for name, prop in (schema.get("properties") or {}).items():
+        out[name] = _value(prop, defs, text, name, out)  # gates come before what they gate
+    return out
 
 
 def valid_answer(request: dict[str, Any]) -> dict[str, Any]:
@@ -148,8 +168,10 @@ def valid_answer(request: dict[str, Any]) -> dict[str, Any]:
 
     Every property gets a valid value: a quote is the first words of the unit's text (at least
     as many as the schema's description asks), a code is the first value of its enum, a
-    multi-label dimension one code, a relevance flag ``true``; segment codebooks get one record.
-    Written for vsdcoder's document and segment codebooks, not for arbitrary schemas.
+    multi-label dimension one code, a relevance flag ``true``, a gated dimension a code only
+    when its gate is open (else null), an "Other (term)" field null; segment codebooks get one
+    record. Written for vsdcoder's compiled codebooks (every bundled one answers correctly),
+    not for arbitrary schemas.
     """
     schema = _schema(request)
     return _object(schema, schema.get("$defs") or {}, unit_text(request))
