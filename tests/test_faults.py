@@ -167,7 +167,7 @@ def in_namespace(tmp_path: Path, script: str, *args: str, timeout: float = 180,
     assert unshare, "the mount tests need util-linux's unshare (run the tests as root)"
     p = subprocess.run([unshare, "-m", "sh", "-c", script, "sh", *args], capture_output=True,
                        text=True, timeout=timeout, cwd=tmp_path, env=env_for(tmp_path, **env))
-    if p.returncode == 97:
+    if p.returncode == 97 or p.stderr.startswith("unshare:"):
         raise AssertionError("cannot mount in a private mount namespace (the tests need root "
                              f"and unshare -m): {p.stderr.strip()}")
     return p
@@ -228,7 +228,7 @@ def test_2000_units_with_20_percent_injected_faults_each_end_coded_or_failed_onc
             db, "SELECT unit_id, attempt, status, errors, cache_hit FROM calls ORDER BY id"):
         calls.setdefault(uid, []).append((attempt, status, json.loads(errors or "[]"), cache_hit))
     assert sum(len(c) for c in calls.values()) == total
-    late = 0  # correct answers the client gave up on (a loaded machine): logged as timeouts
+    late = 0  # replies the client gave up on (a loaded machine): logged as timeouts
     effective: dict[str, str] = {}
     for text, requests in seen.items():
         uid = by_text[text]
@@ -240,8 +240,8 @@ def test_2000_units_with_20_percent_injected_faults_each_end_coded_or_failed_onc
             kind = r.kind
             assert cache_hit == 0
             assert attempt == r.attempt, (uid, r, attempt)
-            if kind == "ok" and status == "http_error" and "Timeout" in errors[0]:
-                late += 1
+            if kind != "timeout" and status == "http_error" and "Timeout" in errors[0]:
+                late += 1  # the reply came after the client's timeout: a timeout after all
                 kind = "timeout"
             assert status == _CALL_STATUS[kind], (uid, r, status, errors)
             if kind == "rate_limit":
@@ -288,7 +288,7 @@ def _kill_plan(rng: random.Random) -> list[tuple[str, float]]:
     In start-up, at the first write, at the session start, then seven times after 1-30 newly
     stored units (with a few ms of jitter, so some kills land inside a commit).
     """
-    plan = [("startup", rng.uniform(0.05, 0.8)), ("first write", 0.0), ("session start", 0.0)]
+    plan = [("startup", rng.uniform(0.05, 0.4)), ("first write", 0.0), ("session start", 0.0)]
     plan += [("units", float(rng.randint(1, 30))) for _ in range(7)]
     return plan
 
@@ -646,16 +646,27 @@ def test_fault_injector_is_seeded_and_answers_every_bundled_codebook(tmp_path):
     with pytest.raises(ValueError, match="unknown fault kinds"):
         FaultInjector(kinds=("gremlins",))
 
-    # its correct answers are correct for every bundled codebook (document and segment, gates,
-    # multi-label, "Other (term)" fields), and each answer fault is caught and re-asked
+    # its correct answers validate for every bundled codebook (document and segment, gates,
+    # multi-label, "Other (term)" fields) ...
+    from vsdcoder.codebook.compile import compile_codebook
+    from vsdcoder.testing.faults import valid_answer
+
+    text = "I used the chatbot when my boss shouted and it helped me calm down a lot"
+    for name in ("sad-stressors", "vsd-mental-health", "tiktok-llm-mh", "convabuse"):
+        compiled = compile_codebook(vsdcoder.load_codebook(name).codebook)
+        model = compiled.response_model
+        request = {"messages": compiled.messages(text, None), "tools": [{"type": "function",
+                   "function": {"name": model.__name__, "parameters": model.model_json_schema()}}]}
+        assert unit_text(request) == text
+        model.model_validate_json(json.dumps(valid_answer(request)), context={"text": text})
+
+    # ... and each answer fault is caught by the engine and re-asked
     write_units(tmp_path / "d.csv", 2)
-    for codebook in ("sad-stressors", "vsd-mental-health", "tiktok-llm-mh", "convabuse"):
-        for kinds, expect in (((), "coded"), (("schema",), "failed"),
-                              (("malformed_json",), "failed")):
-            injector = FaultInjector(seed=3, rate=1.0 if kinds else 0.0, kinds=kinds)
-            with FakeOpenAI(injector) as srv:
-                run = vsdcoder.code(tmp_path / "d.csv", codebook, model=MODEL, api_base=srv.url,
-                                    out=tmp_path / f"{codebook}-{'-'.join(kinds) or 'ok'}",
-                                    api_key=KEY, max_retries=1, cache=False, progress=False)
-            assert run.counts == {expect: 2}, (codebook, kinds, run.counts)
-            assert len(injector.log) == 2 * (1 if expect == "coded" else 2)
+    for kind in ("schema", "malformed_json", "quote"):
+        injector = FaultInjector(seed=3, rate=1.0, kinds=(kind,))
+        with FakeOpenAI(injector) as srv:
+            run = vsdcoder.code(tmp_path / "d.csv", "sad-stressors", model=MODEL,
+                                api_base=srv.url, out=tmp_path / kind, api_key=KEY,
+                                max_retries=1, cache=False, progress=False)
+        assert run.counts == {"coded" if kind == "quote" else "failed": 2}, (kind, run.counts)
+        assert [r.attempt for r in injector.log].count(2) == 2  # one re-ask per unit

@@ -403,3 +403,24 @@ def test_static_prompt_parts_are_stored_once_and_calls_full_shows_requests_whole
         assert full["tools"] == original["tools"]
         assert full["messages"] == original["messages"]
         assert "tools_ref" not in full
+
+
+def test_dry_run_on_a_read_only_run_directory_writes_nothing(tmp_path):
+    path = data(tmp_path / "d.csv", 5)
+    out = tmp_path / "run dir #1"
+    with FakeOpenAI(_first_words_answer) as server:
+        run(path, server, out, limit=2)
+        before = {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()}
+        mode = out.stat().st_mode
+        ro = subprocess.run(["mount", "--bind", "-o", "ro", str(out), str(out)],
+                            capture_output=True)
+        try:
+            if ro.returncode != 0:  # not root: permissions do it
+                out.chmod(0o555)
+            d = run(path, server, out, dry_run=True).dry_run
+        finally:
+            if ro.returncode == 0:
+                subprocess.run(["umount", str(out)], check=True)
+            out.chmod(mode)
+        assert (d["calls"], d["units"]) == (3, 3)
+    assert {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()} == before

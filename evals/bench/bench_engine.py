@@ -110,7 +110,7 @@ def main() -> None:
     ap.add_argument("--units", type=int, default=1000)
     ap.add_argument("--latencies", default="0.2,1.0",
                     help="server latencies in seconds, each measured in this run")
-    ap.add_argument("--levels", default="1,8,32,64")
+    ap.add_argument("--levels", default="1,8,32,64,128")
     ap.add_argument("--embedded", type=int, default=5,
                     help="units for the embedded model (0 to skip)")
     ap.add_argument("--bare-child", nargs=3, metavar=("URL", "UNITS", "CONCURRENCY"),
@@ -137,14 +137,20 @@ def main() -> None:
         tag = f"latency {latency:g} s"
         try:
             for c in levels:
-                r = run(data, tmp / f"run-{latency}-c{c}", url, c, tmp / f"cache-{latency}-c{c}")
+                # at most ~30 s of ideal time per row (1,000 units at concurrency 1 and 1 s
+                # latency would take 17 minutes), at least 100 units
+                n = min(args.units, max(100, int(30 * c / latency)))
+                rdata = tmp / f"data-{n}.csv"
+                if not rdata.exists():
+                    make_data(rdata, n)
+                r = run(rdata, tmp / f"run-{latency}-c{c}", url, c, tmp / f"cache-{latency}-c{c}")
                 ideal = c / latency
                 r.update(case=f"{tag}, concurrency {c}", latency=latency, concurrency=c,
                          ideal_units_per_s=round(ideal, 2),
                          ratio=round(r["units_per_s"] / ideal, 3))
                 rows.append(r)
                 print(r, flush=True)
-            c = max(levels)
+            c = 64 if 64 in levels else max(levels)  # the target is at 64
             ideal = c / latency
             r = bare_litellm(url, args.units, c)
             r.update(case=f"{tag}, bare litellm.acompletion, concurrency {c} (one process)",
@@ -158,7 +164,9 @@ def main() -> None:
                      ideal_units_per_s=round(ideal, 2), ratio=round(r["units_per_s"] / ideal, 3))
             rows.append(r)
             print(r, flush=True)
-            r = run(data, tmp / f"run-{latency}-cached", url, c, tmp / f"cache-{latency}-c{c}")
+            n = min(args.units, max(100, int(30 * c / latency)))
+            r = run(tmp / f"data-{n}.csv", tmp / f"run-{latency}-cached", url, c,
+                    tmp / f"cache-{latency}-c{c}")
             r.update(case=f"{tag}, fully cached re-run (concurrency {c})", latency=latency,
                      concurrency=c, ideal_units_per_s=None, ratio=None)
             rows.append(r)

@@ -271,11 +271,13 @@ class BatchCoder(LLMCoder):
     async def _complete(self, **kwargs: Any) -> Any:
         from vsdcoder.coding.cache import request_key
 
+        rp = _REPLAY.get(None)
+        if rp is None:  # outside step(): an ordinary coder
+            return await super()._complete(**kwargs)
         log = _current.get()
         log.attempt += 1
         public = _public_request(kwargs)
         key = request_key(public)
-        rp = _REPLAY.get()
         got = rp.answers.get(log.attempt)
         if got is not None and got.key != key:
             got = None  # stored for another request (cannot happen with an unchanged prompt)

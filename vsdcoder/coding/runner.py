@@ -186,8 +186,8 @@ def _quiet_cancelled_calls() -> None:
     """Hide the warning a cancelled LiteLLM call leaves behind.
 
     ``litellm.acompletion`` builds the request coroutine in a thread; when the worker is
-    cancelled meanwhile (a stop after a full disk) nobody awaits it, and Python would print
-    "RuntimeWarning: coroutine '...acompletion' was never awaited" under the one-line error.
+    cancelled meanwhile (Ctrl-C, a stop after a full disk) nobody awaits it, and Python would
+    print "RuntimeWarning: coroutine '...acompletion' was never awaited" under the message.
     """
     import warnings
 
@@ -420,6 +420,7 @@ async def _work(cfg: CodeConfig, coder: LLMCoder, db: RunDB, session: int, done:
     tasks: list[asyncio.Task] = []
 
     def on_sigint() -> None:
+        _quiet_cancelled_calls()
         if state["status"] == "finished":
             state["status"] = "interrupted"
             stop.set()
@@ -613,8 +614,17 @@ def _dry_run(cfg: CodeConfig, compiled, cache) -> RunSummary:
     done: Container[str] = set()
     db = None
     if cfg.out and (cfg.out / "run.db").exists():
-        db = RunDB(cfg.out / "run.db")
-        done = db.done_lookup(cfg.retry_failed)
+        # read-only: a dry run writes nothing, and works on a read-only run directory
+        from vsdcoder.store.rundb import DoneLookup
+
+        uri = (cfg.out / "run.db").resolve().as_uri()
+        db = sqlite3.connect(uri + "?mode=ro", uri=True)
+        try:
+            db.execute("SELECT 1 FROM units LIMIT 1").fetchall()
+        except sqlite3.OperationalError:  # a read-only directory: WAL files cannot be made
+            db.close()
+            db = sqlite3.connect(uri + "?immutable=1", uri=True)
+        done = DoneLookup(db, cfg.retry_failed)
     coder = LLMCoder(compiled, cfg.settings, cache=None)
     pseudonyms = None
     if cfg.privacy.redact:  # what would be sent; the run's key is read, never written

@@ -28,7 +28,9 @@ did with what the run recorded::
     faults.counts            # Counter({'ok': ..., 'rate_limit': ..., ...})
     faults.last(text).kind   # what the last answer for a unit was
 
-It is never used by vsdcoder itself.
+:class:`FaultServer` runs the same responder in a process of its own (so that the client
+under test keeps a core to itself) and hands its log back when it stops. Neither is used by
+vsdcoder itself.
 """
 
 from __future__ import annotations
@@ -72,7 +74,8 @@ class Injected:
         kind: ``ok`` or one of :data:`FAULT_KINDS`.
         status: The HTTP status sent.
         detail: For ``server_error`` the status, for ``schema`` ``unknown_code`` or
-            ``missing_field``, else empty.
+            ``missing_field``, for ``quote`` on a schema without quotes ``no quote field``,
+            else empty.
     """
 
     text: str
@@ -298,8 +301,8 @@ class FaultInjector:
         detail = ""
         if kind == "schema":
             answer, detail = _break_schema(answer, request, rng)
-        elif kind == "quote":
-            _set_quotes(answer, BAD_QUOTE)
+        elif kind == "quote" and not _set_quotes(answer, BAD_QUOTE):
+            detail = "no quote field"  # a codebook without quotes: the answer stays valid
         return Reply(completion(request, answer), delay=self.latency), detail
 
     # -- reconciliation helpers -----------------------------------------------------------
@@ -315,7 +318,6 @@ class FaultInjector:
         """The last request seen for ``text``, or None."""
         seen = self.by_text().get(text)
         return seen[-1] if seen else None
-
 
 
 def _serve(kwargs: dict[str, Any]) -> None:
@@ -356,7 +358,14 @@ class FaultServer:
         self._proc: Any = None
 
     def start(self, timeout: float = 60.0) -> FaultServer:
-        """Start the server process and wait for its URL."""
+        """Start the server process and wait for its URL.
+
+        Args:
+            timeout: Seconds to wait for a server that failed to start to exit.
+
+        Raises:
+            RuntimeError: the process did not print its URL.
+        """
         import json
         import subprocess
         import sys
