@@ -424,3 +424,71 @@ def test_dry_run_on_a_read_only_run_directory_writes_nothing(tmp_path):
             out.chmod(mode)
         assert (d["calls"], d["units"]) == (3, 3)
     assert {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()} == before
+
+
+# -- regressions found in review ---------------------------------------------------------------
+
+
+def test_budget_stop_during_a_reask_keeps_the_answers_the_shared_call_paid_for(tmp_path):
+    """The budget stops the re-ask of one unit: the group's valid answers are still saved."""
+    path = data(tmp_path / "d.csv", 3)
+
+    def responder(req, server):  # ~$0.0156 per call at gpt-4o-mini prices
+        kw = {"prompt_tokens": 100_000, "completion_tokens": 1000}
+        if is_multi(req):
+            return multi_reply(req, lambda u, t, item: dict(
+                item, stressor="bogus" if u == "2" else "work"), **kw)
+        text = unit_text(req)
+        return Reply(completion(req, {"quote": " ".join(text.split()[1:3]),
+                                      "stressor": "school"}, **kw))
+
+    with FakeOpenAI(responder) as server:
+        s = vsdcoder.code(path, "sad-stressors", model="openai/gpt-4o-mini",
+                          api_base=server.url, api_key=KEY, out=tmp_path / "run",
+                          progress=False, units_per_call=3, concurrency=1, budget=0.02,
+                          cache=False)
+        assert len(server.requests) == 1  # the re-ask of unit 2 would cross the budget
+    assert s.status == "budget"
+    assert s.counts == {"coded": 2}
+    assert s.totals["calls"] == 1 and s.totals["cost_usd"] > 0  # the money spent is logged
+    got = lines(tmp_path / "run")
+    assert sorted(got) == ["id-0", "id-2"]
+    # resuming with more budget codes only the unit that was left
+    with FakeOpenAI(responder) as server:
+        s = vsdcoder.code(path, "sad-stressors", model="openai/gpt-4o-mini",
+                          api_base=server.url, api_key=KEY, out=tmp_path / "run",
+                          progress=False, units_per_call=3, budget=1.0, cache=False)
+        assert [unit_text(r).split(":")[0] for r in server.requests] == ["Message 1"]
+    assert s.counts == {"coded": 3}
+    assert lines(tmp_path / "run")["id-1"]["codes"]["stressor"] == "school"
+
+
+def test_runs_show_says_how_many_calls_and_units_per_call(tmp_path, capsys):
+    from vsdcoder.cli.main import main
+
+    path = data(tmp_path / "d.csv", 5)
+    with FakeOpenAI(_first_words_answer) as server:
+        run(path, server, tmp_path / "run", units_per_call=2)  # 2 + 2 + 1
+    capsys.readouterr()
+    assert main(["runs", "show", str(tmp_path / "run")]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "calls 3 (0 from the cache) units per call 2" in shown
+
+
+def test_a_cut_off_multi_unit_answer_falls_back_and_says_why(tmp_path):
+    path = data(tmp_path / "d.csv", 2)
+
+    def responder(req, server):
+        if is_multi(req):
+            body = completion(req, '{"answers": [{"unit_id": "1", "quo')
+            body["choices"][0]["finish_reason"] = "length"
+            return Reply(body)
+        return single_reply(req)
+
+    with FakeOpenAI(responder) as server:
+        s = run(path, server, tmp_path / "run", units_per_call=2)
+    assert s.counts == {"coded": 2}
+    rows = query(tmp_path / "run", "SELECT attempt, status, errors, call_group FROM calls"
+                 " WHERE unit_id='id-1' ORDER BY id")
+    assert rows[0][1] == "invalid" and "cut off" in rows[0][2] and rows[0][3]
+    assert rows[-1][:2] == (2, "ok") and rows[-1][3] is None

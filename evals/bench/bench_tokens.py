@@ -70,11 +70,13 @@ def agreement(k: int, n: int, tmp: Path) -> dict:
     report = evaluate(SAD / "gold.csv", [out], "sad-stressors", layout=SAD / "layout.yaml",
                       bootstrap=500, permutations=200).to_dict()
     dim = report["preds"][0]["dimensions"][0]
+    m = dim["metrics"]
     return {"k": k, "units": n, "coded": s.counts.get("coded", 0),
             "failed": s.counts.get("failed", 0), "calls": s.totals["calls"],
             "tokens_in_per_unit": round(s.totals["tokens_in"] / n, 1),
-            "seconds": round(seconds, 1), "kappa": dim.get("kappa"),
-            "accuracy": dim.get("accuracy"), "n_compared": dim.get("n")}
+            "seconds": round(seconds, 1), "kappa": m["kappa"]["value"],
+            "kappa_ci": m["kappa"]["ci"], "accuracy": m["agreement"]["value"],
+            "n_compared": dim["n"]}
 
 
 def main() -> None:
@@ -82,8 +84,9 @@ def main() -> None:
     ap.add_argument("--units", type=int, default=300)
     ap.add_argument("--ks", default="1,5,10,20")
     ap.add_argument("--embedded", type=int, default=40, help="units for part 2 (0 to skip)")
+    ap.add_argument("--work", help="work directory (an earlier one resumes its runs)")
     args = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="vsdtokens-"))
+    tmp = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="vsdtokens-"))
     os.environ["VSDCODER_CACHE_DIR"] = str(tmp / "cache")
     ks = [int(x) for x in args.ks.split(",")]
     proc, url = start_server()
@@ -117,12 +120,12 @@ def main() -> None:
               f"{r['usd_per_1000_units_gpt4o_mini']} |")
     if agree:
         print("\n| embedded, K | units | coded | failed | calls | tokens in / unit | seconds |"
-              " kappa | accuracy |")
+              " kappa [95% CI] | accuracy |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for a in agree:
             print(f"| {a['k']} | {a['units']} | {a['coded']} | {a['failed']} | {a['calls']} | "
-                  f"{a['tokens_in_per_unit']} | {a['seconds']} | {a['kappa']} | "
-                  f"{a['accuracy']} |")
+                  f"{a['tokens_in_per_unit']} | {a['seconds']} | {a['kappa']:.3f} "
+                  f"[{a['kappa_ci'][0]:.2f}, {a['kappa_ci'][1]:.2f}] | {a['accuracy']:.3f} |")
 
 
 if __name__ == "__main__":

@@ -82,6 +82,14 @@ def show_cmd(
     out.print(f"model    {md['model']}  mode {md['mode']}  temperature {md['temperature']}  "
               f"seed {md['seed']}  served {', '.join(md.get('served_models', [])) or '-'}")
     out.print(f"counts   {m.get('counts', {})}")
+    calls, rn = m.get("calls") or {}, m.get("run") or {}
+    how = f"calls    {calls.get('total', 0):,} ({calls.get('cache_hits', 0):,} from the cache)"
+    how += f"  units per call {rn.get('units_per_call', 1)}"
+    if rn.get("batch"):
+        bt = m.get("batch") or {}
+        how += (f"  batch API ({bt.get('provider')}): {len(bt.get('batches') or [])} batch(es), "
+                f"{bt.get('in_flight', 0)} unit(s) in flight")
+    out.print(how, markup=False)
     tk = m.get("tokens", {})
     out.print(f"tokens   in {tk.get('input', 0):,}  out {tk.get('output', 0):,}  "
               f"cached {tk.get('cached_input', 0):,}   cost ${m.get('cost_usd', 0) or 0:.4f}")

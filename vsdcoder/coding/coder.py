@@ -59,7 +59,13 @@ class ModelSettings:
 
 
 class BudgetExceeded(Exception):
-    """The next call would go over ``--budget``."""
+    """The next call would go over ``--budget``.
+
+    ``partial``: raised from a multi-unit call, the units it had already finished (aligned
+    with its units, None where a unit still needed a call), so their paid answers are saved.
+    """
+
+    partial: list[Any] | None = None
 
 
 class _Probe(Exception):
@@ -472,8 +478,9 @@ class LLMCoder:
         if failure is not None:
             return await self._group_failed(units, sends, shared, group, failure)
         split = split_answers(answers or [], ids)
-        results = []
-        for i, (unit, (text, context)) in enumerate(zip(units, sends, strict=True)):
+        results: list[Any] = []
+        pending: list[tuple[list[CallLog], Any, list[str]]] = []
+        for i, (unit, (text, _context)) in enumerate(zip(units, sends, strict=True)):
             item = split[ids[i]]
             errors: list[str] = []
             res = UnitResult(id=unit.id, row=unit.row, status="failed", text=unit.text,
@@ -492,15 +499,27 @@ class LLMCoder:
                         ans.model_dump(mode="json"), text)
             calls = _shares(shared, i, len(units), group, item, errors)
             if errors and s.max_retries > 0:
-                raw = json.dumps(item, ensure_ascii=False) if isinstance(item, dict) else ""
-                res = await self.code(unit, text, context, reask=(raw, errors, len(shared)))
-                res.calls = calls + res.calls
+                res = None  # re-asked alone below, once every valid answer is kept
             else:
                 if errors:
                     self._keep_unverified_or_fail(res, item, errors, text)
                 res.calls = calls
-            _sum_calls(res)
+                _sum_calls(res)
             results.append(res)
+            pending.append((calls, item, errors))
+        for i, (unit, (text, context)) in enumerate(zip(units, sends, strict=True)):
+            if results[i] is not None:
+                continue
+            calls, item, errors = pending[i]
+            raw = json.dumps(item, ensure_ascii=False) if isinstance(item, dict) else ""
+            try:
+                res = await self.code(unit, text, context, reask=(raw, errors, len(shared)))
+            except BudgetExceeded as exc:
+                exc.partial = results  # the answers already paid for are saved
+                raise
+            res.calls = calls + res.calls
+            _sum_calls(res)
+            results[i] = res
         return results
 
     async def _group_failed(self, units: list[Unit], sends: list[tuple[str, str | None]],
@@ -514,15 +533,25 @@ class LLMCoder:
             raise cause
         inner = cause if cause is not None else failure
         why: str | None = None  # None: the answer had the wrong shape, code each unit alone
-        if not isinstance(inner, (ValidationError, ValueError, IncompleteOutputException)):
+        shape: list[str] = []  # what was wrong with it, logged on the shared call
+        if isinstance(inner, IncompleteOutputException):
+            shape = ["the answer was cut off (finish_reason=length); each unit is coded on "
+                     "its own (or raise --max-tokens)"]
+        elif isinstance(inner, (ValidationError, ValueError)):
+            shape = answer_errors(inner)
+        else:
             if is_fatal(inner):
                 raise ProviderRejected(f"{type(inner).__name__}: {str(inner)[:600]}") from None
             why = f"{type(inner).__name__}: {str(inner)[:1000]}"
         results = []
         for i, (unit, (text, context)) in enumerate(zip(units, sends, strict=True)):
-            calls = _shares(shared, i, len(units), group, None, [])
+            calls = _shares(shared, i, len(units), group, None, shape)
             if why is None:  # the call's answer never had the right shape: code each alone
-                res = await self.code(unit, text, context)
+                try:
+                    res = await self.code(unit, text, context)
+                except BudgetExceeded as exc:
+                    exc.partial = results + [None] * (len(units) - len(results))
+                    raise
                 for c in res.calls:
                     c.attempt += len(shared)
             else:

@@ -510,11 +510,14 @@ async def _work(cfg: CodeConfig, coder: LLMCoder, db: RunDB, session: int, done:
                                                 send_context=reds[0].send_context)]
                 else:
                     results = [await coder.code(units[0])]
-            except BudgetExceeded:
+            except BudgetExceeded as exc:
                 if state["status"] == "finished":
                     state["status"] = "budget"
                 stop.set()
-                return
+                # a multi-unit call stopped by the budget: keep the answers it already paid for
+                results = list(exc.partial or [])
+                if not any(r is not None for r in results):
+                    return
             except ProviderRejected as exc:
                 if state["status"] == "finished":
                     state["status"] = "rejected"
@@ -522,6 +525,8 @@ async def _work(cfg: CodeConfig, coder: LLMCoder, db: RunDB, session: int, done:
                 stop.set()
                 return
             for i, res in enumerate(results):
+                if res is None:  # not finished before the budget stop: coded next time
+                    continue
                 if reds:
                     from vsdcoder.privacy.engine import apply_redaction
 
