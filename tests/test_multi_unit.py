@@ -492,3 +492,24 @@ def test_a_cut_off_multi_unit_answer_falls_back_and_says_why(tmp_path):
                  " WHERE unit_id='id-1' ORDER BY id")
     assert rows[0][1] == "invalid" and "cut off" in rows[0][2] and rows[0][3]
     assert rows[-1][:2] == (2, "ok") and rows[-1][3] is None
+
+
+def test_a_model_that_ignores_the_multi_unit_format_is_reported(tmp_path):
+    path = data(tmp_path / "d.csv", 4)
+
+    def responder(req, server):
+        if is_multi(req):  # answers with unit_ids that match nothing
+            return multi_reply(req, lambda uid, text, item: dict(item, unit_id=","))
+        return single_reply(req)
+
+    with FakeOpenAI(responder) as server:
+        p = subprocess.run([sys.executable, "-m", "vsdcoder", "code", str(path), "-c",
+                            "sad-stressors", "-m", MODEL, "--api-base", server.url, "-k", "2",
+                            "--out", str(tmp_path / "run")], capture_output=True, text=True,
+                           env={**__import__("os").environ, "OPENAI_API_KEY": KEY,
+                                "COLUMNS": "200"})
+    assert p.returncode == 0, p.stderr
+    assert "4 of 4" in p.stdout and "--units-per-call 1 is likely cheaper" in p.stdout
+    m = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert m["calls"]["units_reasked_alone"] == 4 and m["calls"]["units_in_shared_calls"] == 4
+    assert m["counts"] == {"coded": 4}

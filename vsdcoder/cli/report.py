@@ -29,6 +29,9 @@ def print_summary(summary: Any) -> None:
         tokens_in += f" ({t['cached_tokens']:,} cached by the provider)"
     table.add_row("tokens in / out", f"{tokens_in} / {t.get('tokens_out', 0):,}")
     table.add_row("cost (USD)", f"{t.get('cost_usd', 0):.4f}")
+    if t.get("units_in_shared_calls"):
+        table.add_row("units re-asked alone after a multi-unit call",
+                      f"{t['units_reasked_alone']:,} of {t['units_in_shared_calls']:,}")
     table.add_row("time (s)", f"{summary.elapsed:.1f}")
     out.print(table)
     if summary.status == "budget":
@@ -37,6 +40,11 @@ def print_summary(summary: Any) -> None:
     elif summary.status == "interrupted":
         out.print("[yellow]Interrupted.[/] Everything finished so far is saved; run the same "
                   "command to resume.")
+    if t.get("units_in_shared_calls") and \
+            t["units_reasked_alone"] > t["units_in_shared_calls"] / 2:
+        out.print("[yellow]Most answers from multi-unit calls had to be asked for again one "
+                  "unit at a time:[/] this model does not follow the multi-unit format well, "
+                  "so --units-per-call 1 is likely cheaper and faster.")
     if c.get("failed"):
         out.print(f"{c['failed']} unit(s) failed (see codes.jsonl 'error'); rerun with "
                   "--retry-failed to try them again.")

@@ -145,6 +145,9 @@ def finish(manifest: dict[str, Any], db, status: str, started: float) -> dict[st
     m["tokens"] = {"input": totals["tokens_in"], "output": totals["tokens_out"],
                    "cached_input": totals["cached_tokens"]}
     m["calls"] = {"total": totals["calls"], "cache_hits": totals["cache_hits"]}
+    if totals.get("units_in_shared_calls"):
+        m["calls"].update(units_in_shared_calls=totals["units_in_shared_calls"],
+                          units_reasked_alone=totals["units_reasked_alone"])
     m["cost_usd"] = totals["cost_usd"]
     m["units_quote_unverified"] = totals["units_quote_unverified"]
     served = [r[0] for r in db.db.execute(

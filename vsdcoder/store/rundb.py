@@ -327,9 +327,16 @@ class RunDB:
             " FROM calls").fetchone()
         unverified = self.db.execute(
             "SELECT COUNT(*) FROM units WHERE quote_verified = 0").fetchone()[0]
-        return {"calls": r[0], "tokens_in": r[1], "tokens_out": r[2], "cached_tokens": r[3],
-                "cost_usd": round(r[4], 6), "cache_hits": r[5],
-                "units_quote_unverified": unverified}
+        out = {"calls": r[0], "tokens_in": r[1], "tokens_out": r[2], "cached_tokens": r[3],
+               "cost_usd": round(r[4], 6), "cache_hits": r[5],
+               "units_quote_unverified": unverified}
+        grouped, alone = self.db.execute(
+            "SELECT COUNT(DISTINCT unit_id),"
+            " COUNT(DISTINCT CASE WHEN status = 'invalid' THEN unit_id END)"
+            " FROM calls WHERE call_group IS NOT NULL").fetchone()
+        if grouped:  # --units-per-call: how often an answer had to be asked for alone
+            out.update(units_in_shared_calls=grouped, units_reasked_alone=alone)
+        return out
 
     def iter_units(self) -> Iterator[dict[str, Any]]:
         """Every stored unit in file order, as dicts with parsed JSON fields."""
