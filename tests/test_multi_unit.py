@@ -513,3 +513,30 @@ def test_a_model_that_ignores_the_multi_unit_format_is_reported(tmp_path):
     m = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert m["calls"]["units_reasked_alone"] == 4 and m["calls"]["units_in_shared_calls"] == 4
     assert m["counts"] == {"coded": 4}
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_a_budget_stop_logs_every_call_paid_for_so_the_cost_is_what_was_spent(tmp_path, k):
+    """Calls paid for units that are not finished are logged (and in the cost)."""
+    path = data(tmp_path / "d.csv", 3)
+    kw = {"prompt_tokens": 100_000, "completion_tokens": 1000}  # ~$0.0156 per call
+
+    def responder(req, server):
+        if is_multi(req):  # every item wrong: each unit needs a re-ask alone
+            return multi_reply(req, lambda u, t, item: dict(item, stressor="bogus"), **kw)
+        return Reply(completion(req, {"quote": "not in the text", "stressor": "bogus"}, **kw))
+
+    with FakeOpenAI(responder) as server:
+        s = vsdcoder.code(path, "sad-stressors", model="openai/gpt-4o-mini",
+                          api_base=server.url, api_key=KEY, out=tmp_path / "run",
+                          progress=False, units_per_call=k, concurrency=1, budget=0.02,
+                          cache=False)
+        paid = len(server.requests)
+    assert s.status == "budget" and paid == 1
+    assert s.counts == {}  # no unit finished
+    per_call = s.totals["cost_usd"]
+    assert per_call > 0.015 and s.totals["calls"] == 1  # the one call paid is in the cost
+    m = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert m["cost_usd"] == pytest.approx(per_call)
+    rows = query(tmp_path / "run", "SELECT DISTINCT unit_id FROM calls")
+    assert rows and all(r[0].startswith("id-") for r in rows)

@@ -67,6 +67,13 @@ class BudgetExceeded(Exception):
 
     partial: list[Any] | None = None
 
+    def record(self, unit_id: str, calls: list[CallLog]) -> None:
+        """Keep the calls already paid for a unit that will not be saved (logged, not lost)."""
+        if not hasattr(self, "spent"):
+            self.spent: list[tuple[str, list[CallLog]]] = []
+        if calls:
+            self.spent.append((unit_id, list(calls)))
+
 
 class _Probe(Exception):
     """Raised inside a probe call to capture the request instructor would send."""
@@ -404,10 +411,15 @@ class LLMCoder:
             res.status = "coded"
             res.result, res.quote_verified = self.result_from_answer(
                 obj.model_dump(mode="json"), text)
-        except BudgetExceeded:
+        except BudgetExceeded as exc:
+            exc.record(unit.id, log.calls)
             raise
         except Exception as exc:
-            self._fail_or_keep(exc, res, text)
+            try:
+                self._fail_or_keep(exc, res, text)
+            except BudgetExceeded as stop:
+                stop.record(unit.id, log.calls)
+                raise
         finally:
             ANSWER_CONTEXT.reset(ctx_token)
             _current.reset(token)
@@ -467,7 +479,8 @@ class LLMCoder:
             answers = obj.answers
             if log.calls:
                 log.calls[-1].parsed = obj.model_dump(mode="json")
-        except BudgetExceeded:
+        except BudgetExceeded as exc:
+            exc.record(units[0].id, log.calls)  # the whole call's cost, on its first unit
             raise
         except Exception as exc:
             failure = exc
@@ -516,6 +529,9 @@ class LLMCoder:
                 res = await self.code(unit, text, context, reask=(raw, errors, len(shared)))
             except BudgetExceeded as exc:
                 exc.partial = results  # the answers already paid for are saved
+                for j in range(i, len(units)):  # the others' shares of the shared call
+                    if results[j] is None:
+                        exc.record(units[j].id, pending[j][0])
                 raise
             res.calls = calls + res.calls
             _sum_calls(res)
@@ -551,6 +567,9 @@ class LLMCoder:
                     res = await self.code(unit, text, context)
                 except BudgetExceeded as exc:
                     exc.partial = results + [None] * (len(units) - len(results))
+                    for j in range(i, len(units)):  # the others' shares of the shared call
+                        exc.record(units[j].id, _shares(shared, j, len(units), group, None,
+                                                        shape))
                     raise
                 for c in res.calls:
                     c.attempt += len(shared)

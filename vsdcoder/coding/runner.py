@@ -514,6 +514,16 @@ async def _work(cfg: CodeConfig, coder: LLMCoder, db: RunDB, session: int, done:
                 if state["status"] == "finished":
                     state["status"] = "budget"
                 stop.set()
+                # calls already paid for units that are not finished: logged, so the run's
+                # cost is what was spent (the units are coded on the next run)
+                for uid, paid in getattr(exc, "spent", []):
+                    try:
+                        db.save_calls(uid, paid, session, cfg.store_text)
+                    except (OSError, sqlite3.Error) as store_exc:
+                        if not _from_store(store_exc, db.path.parent):
+                            raise
+                        on_store_failure(store_exc)
+                        return
                 # a multi-unit call stopped by the budget: keep the answers it already paid for
                 results = list(exc.partial or [])
                 if not any(r is not None for r in results):

@@ -272,25 +272,47 @@ class RunDB:
         """Like :meth:`done_ids`, but queried per id instead of loaded (flat memory)."""
         return DoneLookup(self.db, retry_failed)
 
+    def _insert_calls(self, unit_id: str, calls: list[CallLog], session: int,
+                      store_text: bool) -> None:
+        db = self.db
+        for c in calls:
+            db.execute(
+                "INSERT INTO calls(unit_id, attempt, session, started, latency, model, request,"
+                " response, parsed, errors, tokens_in, tokens_out, cached_tokens, cost,"
+                " cache_hit, status, redactions, call_group)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (unit_id, c.attempt, session, c.started, c.latency, c.model,
+                 _dumps(self._shrink(c.request if store_text or c.request is None
+                                     else _strip_request(c.request))),
+                 _dumps(c.response if store_text else None), _dumps(c.parsed),
+                 _dumps(c.errors), c.tokens_in, c.tokens_out, c.cached_tokens, c.cost,
+                 int(c.cache_hit), c.status, _dumps(c.redactions), c.group),
+            )
+
+    def save_calls(self, unit_id: str, calls: list[CallLog], session: int,
+                   store_text: bool = True) -> None:
+        """Log calls already paid for a unit that is not finished (e.g. at a budget stop).
+
+        The unit gets no row: it is coded again next time, and these calls stay in the log
+        (and in the run's tokens and cost), since they were paid for.
+        """
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            self._insert_calls(unit_id, calls, session, store_text)
+            db.execute("COMMIT")
+        except BaseException:
+            _rollback(db)
+            self._parts.clear()
+            raise
+
     def save(self, res: UnitResult, session: int, store_text: bool = True) -> None:
         """Write a unit's result and its calls in one transaction."""
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
             db.execute("DELETE FROM calls WHERE unit_id=? AND session=?", (res.id, session))
-            for c in res.calls:
-                db.execute(
-                    "INSERT INTO calls(unit_id, attempt, session, started, latency, model, request,"
-                    " response, parsed, errors, tokens_in, tokens_out, cached_tokens, cost,"
-                    " cache_hit, status, redactions, call_group)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (res.id, c.attempt, session, c.started, c.latency, c.model,
-                     _dumps(self._shrink(c.request if store_text or c.request is None
-                                         else _strip_request(c.request))),
-                     _dumps(c.response if store_text else None), _dumps(c.parsed),
-                     _dumps(c.errors), c.tokens_in, c.tokens_out, c.cached_tokens, c.cost,
-                     int(c.cache_hit), c.status, _dumps(c.redactions), c.group),
-                )
+            self._insert_calls(res.id, res.calls, session, store_text)
             db.execute(
                 "INSERT OR REPLACE INTO units(id, row, status, result, error, attempts,"
                 " quote_verified, tokens_in, tokens_out, cost, cached, session, finished, text,"
