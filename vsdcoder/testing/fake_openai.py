@@ -72,9 +72,9 @@ def response_schema(request: dict[str, Any]) -> dict[str, Any]:
     """The JSON schema the request asks the answer to follow (tools or response_format)."""
     tools = request.get("tools")
     if tools:
-        return tools[0]["function"]["parameters"]
+        return tools[0]["function"].get("parameters") or {}
     rf = request.get("response_format") or {}
-    return (rf.get("json_schema") or {}).get("schema") or {}
+    return (rf.get("json_schema") or {}).get("schema") or rf.get("schema") or {}
 
 
 def count_tokens(obj: Any) -> int:

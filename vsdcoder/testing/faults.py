@@ -48,6 +48,7 @@ from vsdcoder.testing.fake_openai import (
     Reply,
     attempt_number,
     completion,
+    response_schema,
     unit_text,
 )
 
@@ -84,15 +85,6 @@ class Injected:
     kind: str
     status: int
     detail: str = ""
-
-
-def _schema(request: dict[str, Any]) -> dict[str, Any]:
-    """The JSON schema the request asks the answer to follow (tools or response_format)."""
-    tools = request.get("tools")
-    if tools:
-        return tools[0]["function"].get("parameters") or {}
-    rf = request.get("response_format") or {}
-    return (rf.get("json_schema") or {}).get("schema") or rf.get("schema") or {}
 
 
 def _resolve(prop: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
@@ -176,7 +168,7 @@ def valid_answer(request: dict[str, Any]) -> dict[str, Any]:
     record. Written for vsdcoder's compiled codebooks (every bundled one answers correctly),
     not for arbitrary schemas.
     """
-    schema = _schema(request)
+    schema = response_schema(request)
     return _object(schema, schema.get("$defs") or {}, unit_text(request))
 
 
@@ -199,7 +191,7 @@ def _set_quotes(answer: Any, quote: str) -> bool:
 def _break_schema(answer: dict[str, Any], request: dict[str, Any],
                   rng: random.Random) -> tuple[dict[str, Any], str]:
     """An answer with an unknown code, or with a required field missing."""
-    schema = _schema(request)
+    schema = response_schema(request)
     props = schema.get("properties") or {}
     coded = [n for n, p in props.items() if n != "quote" and (
         "enum" in p or any("enum" in o for o in p.get("anyOf", []))
