@@ -29,3 +29,11 @@ def _fresh_plugins(monkeypatch):
     plugins.reset()
     yield
     plugins.reset()
+
+
+@pytest.fixture
+def isolated_engine(tmp_path, monkeypatch):
+    """A private response cache per test, only the built-in plugins, no price-map download."""
+    monkeypatch.setenv("VSDCODER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("VSDCODER_LOAD_PLUGINS", "")
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")

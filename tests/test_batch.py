@@ -43,12 +43,7 @@ _SCRIPT = shutil.which("vsdcoder", path=str(Path(sys.executable).parent))
 VSDCODER = [_SCRIPT] if _SCRIPT else [sys.executable, "-m", "vsdcoder.cli.main"]
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    """A private response cache per test, and only the built-in plugins."""
-    monkeypatch.setenv("VSDCODER_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("VSDCODER_LOAD_PLUGINS", "")
-    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+pytestmark = pytest.mark.usefixtures("isolated_engine")
 
 
 # -- helpers ---------------------------------------------------------------------------------

@@ -28,12 +28,7 @@ MODEL = "openai/fake"
 KEY = "sk-test-engine-0000"
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    """A private response cache per test, and only the built-in plugins."""
-    monkeypatch.setenv("VSDCODER_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("VSDCODER_LOAD_PLUGINS", "")
-    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+pytestmark = pytest.mark.usefixtures("isolated_engine")
 
 
 # -- helpers ---------------------------------------------------------------------------------

@@ -31,11 +31,7 @@ MODEL = "openai/fake"
 KEY = "sk-test-multi-0000"
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("VSDCODER_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("VSDCODER_LOAD_PLUGINS", "")
-    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+pytestmark = pytest.mark.usefixtures("isolated_engine")
 
 
 def data(path: Path, n: int, prefix: str = "id-") -> Path:
