@@ -182,7 +182,7 @@ def test_2000_units_with_20_percent_injected_faults_each_end_coded_or_failed_onc
     by_text = {t: i for i, t in texts.items()}
     out = tmp_path / "run"
     t0 = time.monotonic()
-    with FaultServer(seed=20251122, rate=0.2, timeout_delay=1.5, retry_after=0.05) as srv:
+    with FaultServer(seed=20251122, rate=0.2, timeout_delay=2.0, retry_after=0.05) as srv:
         summary = vsdcoder.code(
             tmp_path / "d.csv", "sad-stressors", model=MODEL, api_base=srv.url, out=out,
             api_key=KEY, concurrency=32, timeout=1.0, http_retries=2, max_retries=1,
@@ -220,11 +220,14 @@ def test_2000_units_with_20_percent_injected_faults_each_end_coded_or_failed_onc
 
     # the calls logged per attempt are what the server saw, request by request
     calls: dict[str, list[tuple]] = {}
-    for uid, attempt, status, errors, cache_hit in query(
-            db, "SELECT unit_id, attempt, status, errors, cache_hit FROM calls ORDER BY id"):
-        calls.setdefault(uid, []).append((attempt, status, json.loads(errors or "[]"), cache_hit))
+    for uid, attempt, status, errors, cache_hit, latency in query(
+            db, "SELECT unit_id, attempt, status, errors, cache_hit, latency FROM calls ORDER BY id"):
+        calls.setdefault(uid, []).append(
+            (attempt, status, json.loads(errors or "[]"), cache_hit, latency))
     assert sum(len(c) for c in calls.values()) == total
-    late = 0  # replies the client gave up on (a loaded machine): logged as timeouts
+    # a loaded machine starves the client's event loop, so the timer and the socket can wake
+    # together: a correct reply is sometimes given up on, a late one sometimes accepted
+    late = 0
     effective: dict[str, str] = {}
     for text, requests in seen.items():
         uid = by_text[text]
@@ -232,13 +235,17 @@ def test_2000_units_with_20_percent_injected_faults_each_end_coded_or_failed_onc
         assert [r.n for r in requests] == list(range(1, len(requests) + 1))
         assert len(logged) == len(requests), uid
         kind = "ok"
-        for r, (attempt, status, errors, cache_hit) in zip(requests, logged, strict=True):
+        for r, (attempt, status, errors, cache_hit, latency) in zip(requests, logged, strict=True):
             kind = r.kind
             assert cache_hit == 0
             assert attempt == r.attempt, (uid, r, attempt)
             if kind != "timeout" and status == "http_error" and "Timeout" in errors[0]:
                 late += 1  # the reply came after the client's timeout: a timeout after all
                 kind = "timeout"
+            elif kind == "timeout" and status == "ok":
+                assert latency >= 1.0, (uid, r, latency)  # it did arrive after the timeout
+                late += 1  # the client accepted the late reply: a correct answer after all
+                kind = "ok"
             assert status == _CALL_STATUS[kind], (uid, r, status, errors)
             if kind == "rate_limit":
                 assert "injected rate limit" in errors[0]
@@ -250,7 +257,7 @@ def test_2000_units_with_20_percent_injected_faults_each_end_coded_or_failed_onc
                 assert errors, (uid, r)
         effective[uid] = kind
         assert units[uid][4] == logged[-1][0]  # attempts
-    assert late <= total // 100, f"{late} correct answers arrived after the client's timeout"
+    assert late <= total // 100, f"{late} replies crossed the client's timeout"
 
     # each unit's outcome follows from the last thing the server said to it; quote_verified
     # is false exactly where a non-verbatim quote was the last answer
