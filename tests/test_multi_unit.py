@@ -245,6 +245,40 @@ def test_a_provider_failure_fails_every_unit_of_the_call_with_its_reason(tmp_pat
     assert s.counts == {"coded": 4}
 
 
+@pytest.mark.parametrize("message", [
+    "The response was filtered due to the prompt triggering Azure OpenAI's content management"
+    " policy.",
+    "This model's maximum context length is 8192 tokens. However, your messages resulted in"
+    " 9000 tokens.",
+])
+def test_a_call_refused_for_its_content_is_coded_one_unit_at_a_time(tmp_path, message):
+    """One flagged text must not fail its K-1 neighbours: only the text that causes it fails."""
+    path = data(tmp_path / "d.csv", 4)
+
+    def responder(req, server):
+        body = json.dumps(req["messages"])
+        if "Message 2:" in body:  # the multi-unit call holding it, and its call alone
+            return Reply({"error": {"message": message, "type": "invalid_request_error",
+                                    "code": "content_filter"}}, 400)
+        return multi_reply(req) if is_multi(req) else single_reply(req)
+
+    with FakeOpenAI(responder) as server:
+        s = run(path, server, tmp_path / "run", units_per_call=4)
+        reqs = list(server.requests)
+    assert s.counts == {"coded": 3, "failed": 1}
+    assert sum(is_multi(r) for r in reqs) == 1  # a 400 is not retried
+    assert sum(not is_multi(r) for r in reqs) == 4
+    got = lines(tmp_path / "run")
+    assert got["id-2"]["status"] == "failed" and "Error" in got["id-2"]["error"]
+    assert not got["id-2"]["error"].startswith("multi-unit call failed")
+    assert all(got[f"id-{i}"]["codes"]["stressor"] == "work" for i in (0, 1, 3))
+    # the refusal is logged on the shared call of every unit, with what happened next
+    rows = query(tmp_path / "run", "SELECT unit_id, errors FROM calls WHERE call_group IS NOT NULL")
+    assert len(rows) == 4
+    assert all("the provider refused the multi-unit call" in e and "each unit is coded on its"
+               " own" in e for _, e in rows)
+
+
 def test_segment_codebook_several_units_per_call(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text("id,text\na,I talk to the chatbot every night when I feel anxious\n"

@@ -450,8 +450,10 @@ class LLMCoder:
 
         The units get short ids 1..K in the prompt (their own ids are never sent). A unit
         whose answer is missing or breaks the codebook is re-asked alone with that answer and
-        the codebook's messages; if the call as a whole cannot be parsed after its re-asks,
-        every unit is coded on its own; a provider failure fails every unit with its reason.
+        the codebook's messages; if the call as a whole cannot be parsed after its re-asks, or
+        the provider refuses it for its content (a content filter, the context window, any
+        other 4xx), every unit is coded on its own; a transient failure that outlasts its
+        retries (429, 5xx, timeouts) fails every unit with its reason.
         The shared call is logged on every unit's row (request and response on the first
         unit's only) with tokens and cost split between them.
 
@@ -559,6 +561,12 @@ class LLMCoder:
             if is_fatal(inner):
                 raise ProviderRejected(f"{type(inner).__name__}: {str(inner)[:600]}") from None
             why = f"{type(inner).__name__}: {str(inner)[:1000]}"
+            if not is_transient(inner):
+                # refused for its content (a content filter, a context window, a 400): one
+                # unit may be the cause, so each is coded alone and only that one fails
+                shape = [f"the provider refused the multi-unit call ({why[:500]}); each unit "
+                         "is coded on its own"]
+                why = None
         results = []
         for i, (unit, (text, context)) in enumerate(zip(units, sends, strict=True)):
             calls = _shares(shared, i, len(units), group, None, shape)
