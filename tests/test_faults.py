@@ -221,7 +221,8 @@ def test_2000_units_with_20_percent_injected_faults_each_end_coded_or_failed_onc
     # the calls logged per attempt are what the server saw, request by request
     calls: dict[str, list[tuple]] = {}
     for uid, attempt, status, errors, cache_hit, latency in query(
-            db, "SELECT unit_id, attempt, status, errors, cache_hit, latency FROM calls ORDER BY id"):
+            db, "SELECT unit_id, attempt, status, errors, cache_hit, latency FROM calls"
+                " ORDER BY id"):
         calls.setdefault(uid, []).append(
             (attempt, status, json.loads(errors or "[]"), cache_hit, latency))
     assert sum(len(c) for c in calls.values()) == total
