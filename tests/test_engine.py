@@ -681,6 +681,64 @@ def test_cache_makes_a_second_run_free_and_no_cache_bypasses_it(tmp_path):
     assert KEY.encode() not in (tmp_path / "cache" / "responses.db").read_bytes()
 
 
+def _without_answer(req: dict[str, Any], kind: str) -> Reply:
+    body = completion(req, {"quote": "x", "stressor": "work"})
+    if kind == "no choices":
+        body["choices"] = []
+        return Reply(body)
+    msg = body["choices"][0]["message"]
+    msg["content"] = None
+    msg.pop("tool_calls", None)
+    if kind == "refusal":
+        msg["refusal"] = "I can't help with that request."
+    return Reply(body)
+
+
+@pytest.mark.parametrize("kind, error", [
+    ("no choices", "no answer: the server's response had no choices"),
+    ("empty", "no answer: the model's answer was empty (finish_reason="),
+    ("refusal", "no answer: the model refused to answer: I can't help with that"),
+])
+def test_a_response_without_an_answer_fails_with_why_and_is_never_cached(tmp_path, kind, error):
+    data = write_csv(tmp_path / "d.csv", [("a", "unit a my boss shouts"),
+                                          ("b", "unit b exams all week")])
+    broken = {"on": True}
+
+    def responder(req, server):
+        if broken["on"] and "unit a" in unit_text(req):
+            return _without_answer(req, kind)
+        return answer(req)
+
+    with FakeOpenAI(responder) as srv:
+        s1 = run(data, srv, tmp_path / "run", max_retries=1)
+        # a: the ask and one re-ask (none without a message to re-ask about); b: one
+        assert len(srv.requests) == (2 if kind == "no choices" else 3)
+        got = {ln["id"]: ln for ln in read_jsonl(tmp_path / "run" / "codes.jsonl")}
+        assert s1.counts == {"coded": 1, "failed": 1}
+        assert got["a"]["status"] == "failed" and got["a"]["error"].startswith(error)
+        # the server is mended: the failed unit is asked again, not answered from the cache
+        broken["on"] = False
+        s2 = run(data, srv, tmp_path / "run", retry_failed=True)
+        assert len(srv.requests) == (3 if kind == "no choices" else 4)
+    assert s2.counts == {"coded": 2} and s2.totals["cache_hits"] == 0
+
+
+def test_a_multi_unit_call_without_an_answer_codes_each_unit_alone(tmp_path):
+    data = write_csv(tmp_path / "d.csv", [(c, f"unit {c} my boss shouts") for c in "abc"])
+
+    def responder(req, server):
+        if "answers" in json.dumps(req.get("tools") or req.get("response_format") or {}):
+            return _without_answer(req, "no choices")
+        return answer(req)
+
+    with FakeOpenAI(responder) as srv:
+        s = run(data, srv, tmp_path / "run", units_per_call=3, max_retries=0)
+    assert s.counts == {"coded": 3}
+    errs = query(tmp_path / "run", "SELECT errors FROM calls WHERE call_group IS NOT NULL")
+    assert len(errs) == 3 and all("had no choices (no answer at all); each unit is coded" in e[0]
+                                  for e in errs)
+
+
 def test_resume_codes_only_what_is_missing(tmp_path):
     data = write_csv(tmp_path / "d.csv", [(str(i), f"unit {i} my boss shouts") for i in range(6)])
     with FakeOpenAI(lambda req, s: answer(req)) as srv:

@@ -47,6 +47,7 @@ from vsdcoder.coding.coder import (
     _usage,
     is_fatal,
     is_transient,
+    no_answer,
     run_sync,
 )
 from vsdcoder.errors import UsageError
@@ -931,7 +932,8 @@ class _BatchSession:
                         dump = model_response(body).model_dump(mode="json")
                     except Exception:
                         continue
-                    self.cache.put(keys[rid], self.cfg.settings.model, dump)
+                    if no_answer(dump) is None:  # an empty answer or a refusal is asked again
+                        self.cache.put(keys[rid], self.cfg.settings.model, dump)
 
     # -- replay ------------------------------------------------------------------------------
     def _redact(self, unit: Any, sent: dict[str, Any] | None) -> Any:

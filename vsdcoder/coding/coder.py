@@ -201,6 +201,28 @@ def _cost(resp: Any) -> float | None:
         return None
 
 
+def no_answer(response: dict[str, Any] | None) -> str | None:
+    """Why a logged response carries no answer at all, or None when it has one.
+
+    No choices, a refusal, or a message with neither content nor tool calls: such a response
+    is a failure of the server or a refusal of the model, so it is reported as that (not as a
+    schema error) and never cached.
+    """
+    if not isinstance(response, dict):
+        return None
+    choices = response.get("choices") or []
+    if not choices:
+        return "the server's response had no choices (no answer at all)"
+    msg = (choices[0] or {}).get("message") or {}
+    if msg.get("content") or msg.get("tool_calls") or msg.get("function_call"):
+        return None
+    refusal = msg.get("refusal") or (msg.get("provider_specific_fields") or {}).get("refusal")
+    if refusal:  # LiteLLM keeps OpenAI's refusal among the provider-specific fields
+        return f"the model refused to answer: {str(refusal)[:500]}"
+    return (f"the model's answer was empty (finish_reason="
+            f"{(choices[0] or {}).get('finish_reason')})")
+
+
 def extract_json(resp: Any) -> str | None:
     """The JSON text of an answer: the first tool call's arguments, else the message content."""
     try:
@@ -317,7 +339,7 @@ class LLMCoder:
         log.calls.append(call)
         if self.budget is not None and call.cost:
             self.budget.add(call.cost)
-        if self.cache is not None:
+        if self.cache is not None and no_answer(call.response) is None:
             self.cache.put(key, s.model, call.response)
         return resp
 
@@ -552,7 +574,10 @@ class LLMCoder:
         inner = cause if cause is not None else failure
         why: str | None = None  # None: the answer had the wrong shape, code each unit alone
         shape: list[str] = []  # what was wrong with it, logged on the shared call
-        if isinstance(inner, IncompleteOutputException):
+        empty = no_answer(shared[-1].response) if shared else None
+        if empty is not None:
+            shape = [f"{empty}; each unit is coded on its own"]
+        elif isinstance(inner, IncompleteOutputException):
             shape = ["the answer was cut off (finish_reason=length); each unit is coded on "
                      "its own (or raise --max-tokens)"]
         elif isinstance(inner, (ValidationError, ValueError)):
@@ -622,6 +647,11 @@ class LLMCoder:
             exc = cause  # a provider error surfaced through instructor
         if is_fatal(exc):
             raise ProviderRejected(f"{type(exc).__name__}: {str(exc)[:600]}") from None
+        log = _current.get(None)
+        empty = no_answer(log.calls[-1].response) if log and log.calls else None
+        if empty is not None:
+            res.error = f"no answer: {empty}"
+            return
         if isinstance(exc, InstructorRetryException):
             last = exc.last_completion
             raw = extract_json(last) if last is not None else None
