@@ -520,6 +520,27 @@ def test_500s_then_success_and_permanent_failures(tmp_path):
     assert m["counts"] == {"coded": 2, "failed": 2}
 
 
+def test_a_request_too_large_is_not_retried_and_a_multi_unit_one_is_split(tmp_path):
+    """LiteLLM reports a 413 as a 429; the server's own status decides: no retry."""
+    data = write_csv(tmp_path / "d.csv", [(c, f"unit {c} my boss shouts") for c in "abcd"])
+
+    def responder(req, server):
+        multi = "answers" in json.dumps(req.get("tools") or req.get("response_format") or {})
+        if multi or "unit d" in unit_text(req):
+            return Reply({"error": {"message": "Request too large"}}, 413)
+        return answer(req)
+
+    with FakeOpenAI(responder) as srv:
+        s1 = run(data, srv, tmp_path / "one", http_retries=3)
+        assert len(srv.requests) == 4  # one each: the 413 is not retried
+        s2 = run(data, srv, tmp_path / "k", http_retries=3, units_per_call=4, cache=False)
+        assert len(srv.requests) == 4 + 1 + 4  # the shared call, then each unit alone
+    assert s1.counts == s2.counts == {"coded": 3, "failed": 1}
+    for run_dir in ("one", "k"):
+        got = {ln["id"]: ln for ln in read_jsonl(tmp_path / run_dir / "codes.jsonl")}
+        assert "Request too large" in got["d"]["error"]
+
+
 def test_timeouts_are_retried(tmp_path):
     data = write_csv(
         tmp_path / "d.csv", [("slow", "slow my boss shouts"), ("never", "never my boss")]

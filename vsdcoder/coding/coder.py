@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import random
@@ -171,10 +172,34 @@ def is_transient(exc: BaseException) -> bool:
                  litellm.InternalServerError, litellm.ServiceUnavailableError)
     if any(p in str(exc) for p in _CONFIG_ERRORS):
         return False  # raised before any request (LiteLLM reports it as a 500): fix, not retry
+    original = _server_status(exc)
+    if original is not None and 400 <= original < 500 and original not in (408, 409, 429):
+        return False  # e.g. 413 "request too large", which LiteLLM reports as a 429
     if isinstance(exc, transient):
         return True
     status = getattr(exc, "status_code", None)
     return isinstance(status, int) and (status == 429 or status >= 500)
+
+
+def _server_status(exc: BaseException) -> int | None:
+    """The HTTP status the server sent, from the provider error LiteLLM wrapped (if any).
+
+    LiteLLM maps some statuses onto its own classes and codes (a 413 becomes a 429
+    ``RateLimitError``); the provider's exception it was raised from keeps the real one. It is
+    read when the error is first caught (``server_status``), since re-raising it elsewhere
+    replaces ``__context__``.
+    """
+    known = getattr(exc, "server_status", None)
+    if isinstance(known, int):
+        return known
+    seen = 0
+    inner = exc.__context__
+    while inner is not None and seen < 5:
+        status = getattr(inner, "status_code", None)
+        if isinstance(status, int):
+            return status
+        inner, seen = inner.__context__, seen + 1
+    return None
 
 
 def _usage(resp: Any) -> tuple[int, int, int]:
@@ -328,6 +353,8 @@ class LLMCoder:
                 num_retries=0, max_retries=0)
         except Exception as exc:
             call.latency = time.perf_counter() - t0
+            with contextlib.suppress(AttributeError):  # an exception type with __slots__
+                exc.server_status = _server_status(exc)  # type: ignore[attr-defined]
             call.status = "http_error"
             call.errors = [f"{type(exc).__name__}: {str(exc)[:500]}"]
             log.calls.append(call)
