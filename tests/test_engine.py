@@ -22,7 +22,14 @@ import pytest
 
 import vsdcoder
 from vsdcoder.errors import UsageError
-from vsdcoder.testing.fake_openai import FakeOpenAI, Reply, attempt_number, completion, unit_text
+from vsdcoder.testing.fake_openai import (
+    FakeOpenAI,
+    Reply,
+    attempt_number,
+    completion,
+    response_schema,
+    unit_text,
+)
 
 MODEL = "openai/fake"
 KEY = "sk-test-engine-0000"
@@ -525,8 +532,7 @@ def test_a_request_too_large_is_not_retried_and_a_multi_unit_one_is_split(tmp_pa
     data = write_csv(tmp_path / "d.csv", [(c, f"unit {c} my boss shouts") for c in "abcd"])
 
     def responder(req, server):
-        multi = "answers" in json.dumps(req.get("tools") or req.get("response_format") or {})
-        if multi or "unit d" in unit_text(req):
+        if _is_multi(req) or "unit d" in unit_text(req):
             return Reply({"error": {"message": "Request too large"}}, 413)
         return answer(req)
 
@@ -702,6 +708,11 @@ def test_cache_makes_a_second_run_free_and_no_cache_bypasses_it(tmp_path):
     assert KEY.encode() not in (tmp_path / "cache" / "responses.db").read_bytes()
 
 
+def _is_multi(req: dict[str, Any]) -> bool:
+    """A multi-unit request (``--units-per-call`` > 1): its answer schema is a list."""
+    return "answers" in (response_schema(req).get("properties") or {})
+
+
 def _without_answer(req: dict[str, Any], kind: str) -> Reply:
     body = completion(req, {"quote": "x", "stressor": "work"})
     if kind == "no choices":
@@ -748,7 +759,7 @@ def test_a_multi_unit_call_without_an_answer_codes_each_unit_alone(tmp_path):
     data = write_csv(tmp_path / "d.csv", [(c, f"unit {c} my boss shouts") for c in "abc"])
 
     def responder(req, server):
-        if "answers" in json.dumps(req.get("tools") or req.get("response_format") or {}):
+        if _is_multi(req):
             return _without_answer(req, "no choices")
         return answer(req)
 
