@@ -12,18 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import need_shared
 
 import vsdcoder
 from vsdcoder import baseline as bl
 from vsdcoder.baseline import MODEL, run_baseline
 from vsdcoder.cli.main import main
 from vsdcoder.errors import UsageError
-
-ROOT = Path(__file__).resolve().parent.parent
-SAD = ROOT / "evals" / "sad"
-SAD_DATA = SAD / "data.csv"
-SAD_GOLD = SAD / "gold.csv"
-SAD_LAYOUT = SAD / "layout.yaml"
 
 
 @pytest.fixture(autouse=True)
@@ -45,31 +40,40 @@ def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         return list(r.fieldnames or []), rows
 
 
-def sad_gold() -> dict[str, str]:
-    with open(SAD_GOLD, newline="", encoding="utf-8") as f:
+@pytest.fixture(scope="module")
+def sad(tmp_path_factory):
+    """The SAD suite (data.csv, gold.csv, layout.yaml) built from the shared copy of SAD."""
+    from vsdcoder.suites import build_suite
+
+    return build_suite("sad", source=need_shared("datasets", "sad"),
+                       out=tmp_path_factory.mktemp("sad-suite"))
+
+
+def sad_gold(sad) -> dict[str, str]:
+    with open(sad.gold, newline="", encoding="utf-8") as f:
         return {r["id"]: r["stressor"] for r in csv.DictReader(f)}
 
 
-def sad_texts() -> dict[str, str]:
-    with open(SAD_DATA, newline="", encoding="utf-8") as f:
+def sad_texts(sad) -> dict[str, str]:
+    with open(sad.data, newline="", encoding="utf-8") as f:
         return {r["id"]: r["text"] for r in csv.DictReader(f)}
 
 
 @pytest.fixture(scope="module")
-def sad_run(tmp_path_factory) -> tuple[Path, Any, float]:
+def sad_run(tmp_path_factory, sad) -> tuple[Path, Any, float]:
     """One baseline run on the SAD subset (306 units, 9 codes of 34 units each)."""
     out = tmp_path_factory.mktemp("sad") / "baseline"
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no sklearn convergence or split warnings
-        summary = run_baseline(SAD_DATA, "sad-stressors", SAD_GOLD, layout=SAD_LAYOUT, out=out)
+        summary = run_baseline(sad.data, "sad-stressors", sad.gold, layout=sad.layout, out=out)
     return out, summary, time.perf_counter() - t0
 
 
 # -- SAD: the run directory ------------------------------------------------------------------
 
 
-def test_sad_run_directory_is_a_run(sad_run):
+def test_sad_run_directory_is_a_run(sad_run, sad):
     out, summary, seconds = sad_run
     assert seconds < 20
     assert summary.status == "finished"
@@ -83,7 +87,7 @@ def test_sad_run_directory_is_a_run(sad_run):
         assert u["codes"]["stressor"] in codes
         assert u["evidence"] is None and u["quote_verified"] is None
         assert u["attempts"] == 0
-    assert [u["id"] for u in lines] == list(sad_texts())  # file order
+    assert [u["id"] for u in lines] == list(sad_texts(sad))  # file order
 
     m = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert m["kind"] == "baseline" and m["status"] == "finished"
@@ -100,8 +104,8 @@ def test_sad_run_directory_is_a_run(sad_run):
     assert m["codebook"]["name"] == "sad-stressors" and m["codebook"]["version"]
     from vsdcoder.data.read import file_hash
 
-    assert m["data"]["hash"] == file_hash(SAD_DATA)
-    assert m["gold"]["hash"] == file_hash(SAD_GOLD)
+    assert m["data"]["hash"] == file_hash(sad.data)
+    assert m["gold"]["hash"] == file_hash(sad.gold)
     assert m["counts"] == {"coded": 306}
     assert m["calls"] == {"total": 0, "cache_hits": 0} and m["cost_usd"] == 0
 
@@ -115,12 +119,12 @@ def test_sad_run_directory_is_a_run(sad_run):
         con.close()
 
 
-def test_sad_csv_has_the_columns_of_an_llm_run(sad_run, tmp_path):
+def test_sad_csv_has_the_columns_of_an_llm_run(sad_run, sad, tmp_path):
     """codes.csv and codes.jsonl read exactly like those of `vsdcoder code` on sad-stressors."""
     from vsdcoder.testing.fake_openai import FakeOpenAI, Reply, completion, unit_text
 
     out, _, _ = sad_run
-    texts = list(sad_texts().items())[:3]
+    texts = list(sad_texts(sad).items())[:3]
     data = tmp_path / "d.csv"
     with open(data, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
@@ -151,11 +155,11 @@ def test_sad_csv_has_the_columns_of_an_llm_run(sad_run, tmp_path):
     assert len(r.units) == 306 and r.problems == []
 
 
-def test_sad_accuracy_well_above_chance(sad_run):
+def test_sad_accuracy_well_above_chance(sad_run, sad):
     from sklearn.metrics import accuracy_score, f1_score
 
     out, summary, _ = sad_run
-    gold = sad_gold()
+    gold = sad_gold(sad)
     pred = {u["id"]: u["codes"]["stressor"] for u in read_jsonl(out / "codes.jsonl")}
     ids = list(gold)
     f1 = f1_score([gold[i] for i in ids], [pred[i] for i in ids], average="macro")
@@ -172,7 +176,7 @@ def test_sad_accuracy_well_above_chance(sad_run):
 # -- out-of-fold ----------------------------------------------------------------------------
 
 
-def test_no_unit_is_coded_by_a_model_that_saw_it(tmp_path, monkeypatch):
+def test_no_unit_is_coded_by_a_model_that_saw_it(tmp_path, monkeypatch, sad):
     """Spy on the TF-IDF vectorizer: the texts it was fitted on vs the texts it then codes."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -191,9 +195,9 @@ def test_no_unit_is_coded_by_a_model_that_saw_it(tmp_path, monkeypatch):
 
     monkeypatch.setattr(TfidfVectorizer, "fit_transform", fit_transform)
     monkeypatch.setattr(TfidfVectorizer, "transform", transform)
-    run_baseline(SAD_DATA, "sad-stressors", SAD_GOLD, layout=SAD_LAYOUT, out=tmp_path / "r")
+    run_baseline(sad.data, "sad-stressors", sad.gold, layout=sad.layout, out=tmp_path / "r")
 
-    texts = sad_texts()
+    texts = sad_texts(sad)
     assert len(set(texts.values())) == 306  # every text is unique: a text identifies its unit
     assert len(fitted) == 5
     training = {id(vec): seen for vec, seen in fitted}
@@ -207,19 +211,19 @@ def test_no_unit_is_coded_by_a_model_that_saw_it(tmp_path, monkeypatch):
         assert 240 <= len(seen) <= 250
 
 
-def test_same_seed_same_codes_other_seed_other_folds(sad_run, tmp_path):
+def test_same_seed_same_codes_other_seed_other_folds(sad_run, sad, tmp_path):
     out, summary, _ = sad_run
-    again = run_baseline(SAD_DATA, "sad-stressors", SAD_GOLD, layout=SAD_LAYOUT,
+    again = run_baseline(sad.data, "sad-stressors", sad.gold, layout=sad.layout,
                          out=tmp_path / "again", seed=0)
     assert (tmp_path / "again" / "codes.jsonl").read_bytes() == (out / "codes.jsonl").read_bytes()
     assert (tmp_path / "again" / "codes.csv").read_bytes() == (out / "codes.csv").read_bytes()
     assert again.cv == summary.cv
-    other = run_baseline(SAD_DATA, "sad-stressors", SAD_GOLD, layout=SAD_LAYOUT,
+    other = run_baseline(sad.data, "sad-stressors", sad.gold, layout=sad.layout,
                          out=tmp_path / "other", seed=1)
     assert (tmp_path / "other" / "codes.jsonl").read_bytes() != (out / "codes.jsonl").read_bytes()
     assert other.cv["stressor"]["macro_f1"] > 1 / 9 + 0.15
     # the same --out again replaces the earlier baseline run
-    run_baseline(SAD_DATA, "sad-stressors", SAD_GOLD, layout=SAD_LAYOUT,
+    run_baseline(sad.data, "sad-stressors", sad.gold, layout=sad.layout,
                  out=tmp_path / "other", seed=0)
     assert (tmp_path / "other" / "codes.jsonl").read_bytes() == (out / "codes.jsonl").read_bytes()
 
@@ -446,31 +450,31 @@ def test_relevance_gate_is_learned_and_closes_the_codes(tmp_path):
 # -- refusals --------------------------------------------------------------------------------
 
 
-def test_segment_codebooks_are_refused(tmp_path):
+def test_segment_codebooks_are_refused(tmp_path, sad):
     with pytest.raises(UsageError, match="the baseline codes documents"):
-        run_baseline(SAD_DATA, "vsd-mental-health", SAD_GOLD, out=tmp_path / "r")
+        run_baseline(sad.data, "vsd-mental-health", sad.gold, out=tmp_path / "r")
 
 
-def test_bad_inputs_are_usage_errors(tmp_path):
+def test_bad_inputs_are_usage_errors(tmp_path, sad):
     with pytest.raises(UsageError, match="no such gold file"):
-        run_baseline(SAD_DATA, "sad-stressors", tmp_path / "nope.csv", out=tmp_path / "r")
+        run_baseline(sad.data, "sad-stressors", tmp_path / "nope.csv", out=tmp_path / "r")
     with pytest.raises(UsageError, match="no such data file"):
-        run_baseline(tmp_path / "nope.csv", "sad-stressors", SAD_GOLD, out=tmp_path / "r")
+        run_baseline(tmp_path / "nope.csv", "sad-stressors", sad.gold, out=tmp_path / "r")
     with pytest.raises(UsageError, match="at least 2"):
-        run_baseline(SAD_DATA, "sad-stressors", SAD_GOLD, out=tmp_path / "r", folds=1)
+        run_baseline(sad.data, "sad-stressors", sad.gold, out=tmp_path / "r", folds=1)
     with pytest.raises(UsageError, match="no dimension 'stresor'"):
-        run_baseline(SAD_DATA, "sad-stressors", SAD_GOLD, out=tmp_path / "r",
+        run_baseline(sad.data, "sad-stressors", sad.gold, out=tmp_path / "r",
                      dimensions=["stresor"])
     other_ids = tmp_path / "gold.csv"
     other_ids.write_text("id,stressor\nx1,work\nx2,school\n", encoding="utf-8")
     with pytest.raises(UsageError, match="ids match"):
-        run_baseline(SAD_DATA, "sad-stressors", other_ids, out=tmp_path / "r")
+        run_baseline(sad.data, "sad-stressors", other_ids, out=tmp_path / "r")
     # a directory holding an LLM run is not overwritten
     llm = tmp_path / "llm"
     llm.mkdir()
     (llm / "manifest.json").write_text(json.dumps({"model": {"model": "openai/x"}}))
     with pytest.raises(UsageError, match="not a baseline"):
-        run_baseline(SAD_DATA, "sad-stressors", SAD_GOLD, out=llm)
+        run_baseline(sad.data, "sad-stressors", sad.gold, out=llm)
 
 
 # -- plugin and CLI --------------------------------------------------------------------------
@@ -484,10 +488,10 @@ def test_registered_as_a_coder_plugin():
     assert callable(entry.obj)
 
 
-def test_cli_end_to_end(tmp_path, capsys):
+def test_cli_end_to_end(tmp_path, capsys, sad):
     out = tmp_path / "cli"
-    rc = main(["baseline", str(SAD_DATA), "--codebook", "sad-stressors", "--gold", str(SAD_GOLD),
-               "--layout", str(SAD_LAYOUT), "--out", str(out), "--folds", "5", "--seed", "0",
+    rc = main(["baseline", str(sad.data), "--codebook", "sad-stressors", "--gold", str(sad.gold),
+               "--layout", str(sad.layout), "--out", str(out), "--folds", "5", "--seed", "0",
                "--id-col", "id", "--text-col", "text"])
     o, e = capsys.readouterr()
     assert rc == 0, e
@@ -496,14 +500,14 @@ def test_cli_end_to_end(tmp_path, capsys):
     m = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert m["kind"] == "baseline" and m["status"] == "finished"
 
-    rc = main(["baseline", str(SAD_DATA), "-c", "sad-stressors", "-g", str(SAD_GOLD),
+    rc = main(["baseline", str(sad.data), "-c", "sad-stressors", "-g", str(sad.gold),
                "--out", str(tmp_path / "j"), "--json"])
     o, e = capsys.readouterr()
     assert rc == 0, e
     data = json.loads(o)
     assert data["counts"] == {"coded": 306} and data["cv"]["stressor"]["macro_f1"] > 0.26
 
-    rc = main(["baseline", str(SAD_DATA), "--codebook", "sad-stressors", "--gold",
+    rc = main(["baseline", str(sad.data), "--codebook", "sad-stressors", "--gold",
                str(tmp_path / "missing.csv"), "--out", str(tmp_path / "bad")])
     o, e = capsys.readouterr()
     assert rc == 2

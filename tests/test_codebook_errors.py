@@ -201,7 +201,7 @@ def test_cli_validate_reports_errors_with_exit_2(name):
 def test_cli_validate_valid_codebook_prints_summary(root):
     proc = run_cli("codebook", "validate", "sad-stressors")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("OK sad-stressors 1.0.0: unit document, 1 dimension, "
+    assert proc.stdout.startswith("OK sad-stressors 1.1.0: unit document, 1 dimension, "
                                   "9 codable codes, 2 examples, 0 warnings")
     assert "prompt sha256:" in proc.stdout
 

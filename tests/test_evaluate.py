@@ -11,6 +11,7 @@ import json
 import random
 import re
 import time
+from collections import Counter
 from fractions import Fraction
 from pathlib import Path
 
@@ -746,9 +747,13 @@ def test_cli_eval_errors_exit_2_without_traceback(tmp_path, capsys):
 def test_demo_ends_with_the_eval_of_its_sample(tmp_path, capsys, monkeypatch):
     from vsdcoder._paths import bundled_dir
 
-    sample = bundled_dir("plugins") / "samples" / "sad-demo.csv"
+    sample = bundled_dir("plugins") / "samples" / "stress-demo.csv"
     with open(sample, encoding="utf-8") as f:
-        human = {r["text"]: r["human_stressor"] for r in csv.DictReader(f)}
+        rows = list(csv.DictReader(f))
+    human = {r["text"]: r["label"] for r in rows}
+    # the project's own sample: 4 written messages per stressor code, none repeated
+    assert len(rows) == 36 and len(human) == 36
+    assert sorted(Counter(human.values()).values()) == [4] * 9
 
     def responder(req, srv):
         text = unit_text(req)
@@ -760,9 +765,10 @@ def test_demo_ends_with_the_eval_of_its_sample(tmp_path, capsys, monkeypatch):
                    str(tmp_path / "demo"), "--limit", "8"])
     out, err = capsys.readouterr()
     assert rc == 0, err
-    tail = out[out.index("Reliability of this run"):]
+    assert "written for this demo" in out
+    tail = out[out.index("Agreement of this run with the written labels"):]
     assert "per dimension" in tail and "stressor" in tail
-    assert "1.00" in tail  # the scripted model gives the human codes
+    assert "1.00" in tail  # the scripted model gives the written labels
     assert "per code" not in tail  # compact
 
 

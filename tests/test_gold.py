@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import need_shared
 
 import vsdcoder
 from vsdcoder.codebook.model import Codebook
@@ -642,15 +643,35 @@ def test_read_run_errors(tmp_path):
 # -- the eval suites -------------------------------------------------------------------------
 
 
+#: The suite folders in the repository (README, layout, run.sh); the data sets are not there.
 CONVABUSE = ROOT / "evals" / "convabuse"
+SAD = ROOT / "evals" / "sad"
 SEVERITY = {"1": "not_abusive", "0": "ambiguous", "-1": "mildly_abusive",
             "-2": "strongly_abusive", "-3": "very_strongly_abusive"}
 
 
-def test_convabuse_suite_gold_matches_the_raw_csv():
+@pytest.fixture(scope="module")
+def convabuse(tmp_path_factory):
+    """The ConvAbuse suite built from the shared copy of the data set (vsdcoder.suites)."""
+    from vsdcoder.suites import build_suite
+
+    return build_suite("convabuse", source=need_shared("datasets", "convabuse"),
+                       out=tmp_path_factory.mktemp("convabuse"))
+
+
+@pytest.fixture(scope="module")
+def sad_suite(tmp_path_factory):
+    """The SAD suite built from the shared copy of the data set (vsdcoder.suites)."""
+    from vsdcoder.suites import build_suite
+
+    return build_suite("sad", source=need_shared("datasets", "sad"),
+                       out=tmp_path_factory.mktemp("sad"))
+
+
+def test_convabuse_suite_gold_matches_the_raw_csv(convabuse):
     import pandas as pd  # in the test extra
-    r = read_gold(CONVABUSE / "gold.csv", "convabuse", CONVABUSE / "layout.yaml")
-    raw = pd.read_csv(CONVABUSE / "gold.csv", header=None, skiprows=1, dtype=str,
+    r = read_gold(convabuse.gold, "convabuse", convabuse.layout)
+    raw = pd.read_csv(convabuse.gold, header=None, skiprows=1, dtype=str,
                       keep_default_na=False)
     assert len(r.units) == len(raw) == 853
     assert r.units == raw[0].tolist()
@@ -683,7 +704,7 @@ def test_convabuse_suite_gold_matches_the_raw_csv():
     assert sum(per_item.values()) == 2547
     # the transphobic columns of annotators 7 and 8 are read from their own positions
     assert list(raw.columns[[103, 120, 137]]) == [103, 120, 137]
-    header = (CONVABUSE / "gold.csv").read_text(encoding="utf-8").splitlines()[0].split(",")
+    header = convabuse.gold.read_text(encoding="utf-8").splitlines()[0].split(",")
     assert [header[i] for i in (103, 120, 137)] == ["Annotator6_transphobic"] * 3
     # data problems are reported, not raised
     text = problems(r)
@@ -692,40 +713,56 @@ def test_convabuse_suite_gold_matches_the_raw_csv():
     assert check(r, "convabuse") == []
 
 
-def test_convabuse_suite_data_matches_gold():
-    with open(CONVABUSE / "data.csv", encoding="utf-8", newline="") as f:
+def test_convabuse_suite_data_matches_gold(convabuse):
+    with open(convabuse.data, encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 853
     assert list(rows[0]) == ["id", "text", "prev_agent", "prev_user", "agent", "bot"]
-    r = read_gold(CONVABUSE / "gold.csv", "convabuse", CONVABUSE / "layout.yaml")
+    r = read_gold(convabuse.gold, "convabuse", convabuse.layout)
     assert [x["id"] for x in rows] == r.units
     assert all(r.texts[x["id"]] == x["text"] for x in rows)
-    assert (CONVABUSE / "LICENSE").read_text().startswith("Attribution 4.0 International")
+    assert convabuse.layout.read_bytes() == (CONVABUSE / "layout.yaml").read_bytes()
+
+
+def test_convabuse_suite_readme():
+    # the data set is not in the repository: the README says where it comes from and how to get it
+    assert not (CONVABUSE / "LICENSE").exists() and not (CONVABUSE / "gold.csv").exists()
     readme = (CONVABUSE / "README.md").read_text()
-    for needle in ("CC BY 4.0", "10.18653/v1/2021.emnlp-main.587", "Content warning",
-                   "vsdcoder eval --gold evals/convabuse/gold.csv"):
+    for needle in ("CC BY 4.0", "Creative Commons Attribution 4.0",
+                   "https://creativecommons.org/licenses/by/4.0/",
+                   "10.18653/v1/2021.emnlp-main.587", "Content warning",
+                   "github.com/amandacurry/convabuse", "c0a9469f48956e868276c605d499010ea3c7c0d0",
+                   "vsdcoder evals fetch convabuse", "SUITE=$(vsdcoder evals build convabuse)",
+                   "vsdcoder eval --gold $SUITE/gold.csv"):
         assert needle in readme
     import os
 
     assert os.access(CONVABUSE / "run.sh", os.X_OK)
 
 
-def test_sad_suite_gold():
-    sad = ROOT / "evals" / "sad"
-    r = read_gold(sad / "gold.csv", "sad-stressors", sad / "layout.yaml")
+def test_sad_suite_gold(sad_suite):
+    r = read_gold(sad_suite.gold, "sad-stressors", sad_suite.layout)
     assert r.coders == {"majority": "gold"}
     assert len(r.units) == 306 and r.problems == []
     assert Counter(r.values["stressor"]["majority"].values()) == {
         c: 34 for c in vsdcoder.load_codebook("sad-stressors").codebook.dimension(
             "stressor").codable_names()}
-    with open(sad / "data.csv", encoding="utf-8", newline="") as f:
+    with open(sad_suite.data, encoding="utf-8", newline="") as f:
         assert [x["id"] for x in csv.DictReader(f)] == r.units
-    with open(sad / "gold.csv", encoding="utf-8", newline="") as f:
+    with open(sad_suite.gold, encoding="utf-8", newline="") as f:
         raw = {x["id"]: x["stressor"] for x in csv.DictReader(f)}
     assert r.values["stressor"]["majority"] == raw
     # the same file without a layout: detected as wide
-    auto = read_gold(sad / "gold.csv", "sad-stressors")
+    auto = read_gold(sad_suite.gold, "sad-stressors")
     assert auto.values["stressor"]["gold"] == raw
-    readme = (sad / "README.md").read_text()
+
+
+def test_sad_suite_readme():
+    assert not (SAD / "gold.csv").exists() and not (SAD / "data.csv").exists()
+    readme = (SAD / "README.md").read_text()
     assert "MIT License" in readme and "10.1145/3411763.3451799" in readme
     assert "not released" in readme
+    for needle in ("github.com/PervasiveWellbeingTech/Stress-Annotated-Dataset-SAD",
+                   "1d6aa672c4eeb82e0bbc6533b75e0694da80ae20", "vsdcoder evals fetch sad",
+                   "SUITE=$(vsdcoder evals build sad)", "vsdcoder eval --gold $SUITE/gold.csv"):
+        assert needle in readme

@@ -14,10 +14,10 @@ import subprocess
 import sys
 import time
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import need_shared, shared_missing, shared_root
 
 from vsdcoder.reliability import (
     MetricResult,
@@ -43,11 +43,10 @@ from vsdcoder.reliability import (
     scott_pi,
 )
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
-if not SHARED.is_dir():
-    SHARED = Path("/work/shared")
-VECTORS_FILE = SHARED / "reliability" / "vectors.json"
-VECTORS = json.loads(VECTORS_FILE.read_text(encoding="utf-8"))["vectors"]
+#: The published worked examples live in the team's shared material, not in the repository.
+VECTORS_AT = ("reliability", "vectors.json")
+VECTORS = ([] if shared_missing(*VECTORS_AT) else json.loads(
+    shared_root().joinpath(*VECTORS_AT).read_text(encoding="utf-8"))["vectors"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -382,8 +381,10 @@ def _checker(e):
     return None
 
 
-@pytest.mark.parametrize("entry", VECTORS, ids=[e["id"] for e in VECTORS])
+@pytest.mark.parametrize("entry", VECTORS or [None], ids=[e["id"] for e in VECTORS] or ["vectors"])
 def test_vector(entry):
+    if entry is None:  # no shared material: skip, naming it (fails under CI)
+        need_shared(*VECTORS_AT)
     checker = _checker(entry)
     if checker is None:
         pytest.fail(f"vector {entry['id']!r} (group {entry['group']!r}, metric "
@@ -395,6 +396,7 @@ def test_vector(entry):
 
 
 def test_every_vector_has_a_checker():
+    need_shared(*VECTORS_AT)
     assert len(VECTORS) >= 33
     assert len({e["id"] for e in VECTORS}) == len(VECTORS)
     assert all(_checker(e) is not None for e in VECTORS)
@@ -604,6 +606,7 @@ def test_gwet_family_vs_reference(shape):
 
 
 def test_gwet_weight_options():
+    need_shared(*VECTORS_AT)
     e = next(v for v in VECTORS if v["id"] == "kripp2011_4x12_nominal")
     ac1 = gwet_ac1(e["data"])
     assert ac1.details["q"] == 5

@@ -42,6 +42,11 @@ def test_wheel_contains_bundled_resources(wheel):
     ):
         assert required in names, f"{required} missing from {wheel.name}"
     assert not any(n.startswith(("tests/", "vsdcoder_example/")) for n in names)
+    # no third-party data set: the only data file is the demo's written sample
+    data = sorted(n for n in names if n.lower().endswith((".csv", ".xlsx", ".tsv", ".jsonl",
+                                                          ".parquet", ".zip")))
+    assert data == ["vsdcoder/_bundled/plugins/samples/stress-demo.csv"], data
+    assert not any(n.lower().endswith("license") and "_bundled" in n for n in names)
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "vsdcoder = vsdcoder.cli.main:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
@@ -95,4 +100,4 @@ def test_installed_wheel_works_without_the_repo(wheel, tmp_path):
                            "sad-stressors"], cwd=work, env=env, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("OK sad-stressors 1.0.0")
+    assert proc.stdout.startswith("OK sad-stressors 1.1.0")

@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import need_shared, shared_root
 
 from vsdcoder.codebook import refi
 from vsdcoder.codebook.load import load_codebook_file, parse_codebook
@@ -19,9 +20,8 @@ from vsdcoder.errors import UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data" / "refi"
-# The same lookup as conftest's `shared` fixture, needed at collection time for parametrize.
-_SHARED = ROOT.parent / "shared" if (ROOT.parent / "shared").is_dir() else Path("/work/shared")
-SAMPLES = sorted(p.name for p in (_SHARED / "refi").glob("*.qd[ce]"))
+# The real exports live in the team's shared material; listed at collection time for parametrize.
+SAMPLES = sorted(p.name for p in (shared_root() / "refi").glob("*.qd[ce]"))
 BUNDLED = sorted((ROOT / "plugins" / "codebooks").glob("*.yaml"))
 VSD_CODEBOOKS = [*BUNDLED, DATA / "rich.yaml"]
 NS = "urn:QDA-XML:codebook:1.0"
@@ -104,7 +104,7 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None):
 @pytest.fixture(scope="module")
 def xsd():
     import xmlschema  # in the test extra
-    path = _SHARED / "refi" / "Codebook.repaired.xsd"
+    path = need_shared("refi", "Codebook.repaired.xsd")
     return xmlschema.XMLSchema(str(path))
 
 
@@ -112,9 +112,9 @@ def xsd():
 # the real samples: import -> valid YAML -> export keeps the tree
 
 
-@pytest.mark.parametrize("sample", SAMPLES)
+@pytest.mark.parametrize("sample", SAMPLES or [None])
 def test_sample_round_trip(sample, shared, tmp_path, xsd):
-    path = shared / "refi" / sample
+    path = need_shared("refi", sample) if sample else need_shared("refi")
     text = refi.import_qdc(path)
     assert text.startswith("# Imported from REFI-QDA")
     assert sample in text.splitlines()[0]
@@ -675,7 +675,7 @@ def test_cli_export_import_validate(tmp_path, xsd):
     assert out.read_text(encoding="utf-8").startswith("# Imported from REFI-QDA codebook")
     res = run_cli("codebook", "validate", str(out))
     assert res.returncode == 0, res.stdout + res.stderr
-    assert res.stdout.startswith("OK sad-stressors 1.0.0")
+    assert res.stdout.startswith("OK sad-stressors 1.1.0")
     again = tmp_path / "again.qdc"
     res = run_cli("codebook", "export", str(out), "-o", str(again))
     assert res.returncode == 0, res.stderr

@@ -49,6 +49,15 @@ def vsdcoder_command() -> list[str]:
 NO_PLUGINS = {"VSDCODER_LOAD_PLUGINS": ""}
 
 
+def _relative(arg: str) -> str:
+    """``arg`` relative to the current directory when it is a path below it (no machine paths
+    in recorded results)."""
+    try:
+        return str(Path(arg).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return Path(arg).name if os.path.isabs(arg) else arg
+
+
 def commands() -> dict[str, tuple[list[str], dict[str, str]]]:
     """The commands to time with extra environment, by label (first: the interpreter baseline)."""
     py = sys.executable
@@ -203,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": info,
         "runs": args.runs,
         "target_s": TARGET_S,
-        "vsdcoder_command": " ".join(cmds["vsdcoder --help"][0]),
+        "vsdcoder_command": " ".join(_relative(a) for a in cmds["vsdcoder --help"][0]),
         "commands": {label: summarize(s) for label, s in samples.items()},
         "skipped": skipped,
         "samples_s": {label: [round(x, 4) for x in s] for label, s in samples.items()},

@@ -2,11 +2,15 @@
 
     python evals/bench/bench_tokens.py [--units 300] [--ks 1,5,10,20] [--embedded 40]
 
+The SAD suite comes from ``vsdcoder.suites.build_suite("sad")`` (the data set found as
+``vsdcoder evals build sad`` finds it, or ``--source DIR``; ``vsdcoder evals fetch sad``
+downloads it).
+
 Part 1 (scripted server, usage counted with tiktoken's cl100k_base on what is actually sent:
-messages plus the tools schema; the answer for completion tokens): the SAD sentences of
-evals/sad coded with ``sad-stressors`` (short prompt) and ``vsd-mental-health`` (the Li et al.
-prompt, ~2,500 tokens of instructions and codebook) at ``--units-per-call`` K, each measured
-in the same session; tokens per unit and the ratio to K=1.
+messages plus the tools schema; the answer for completion tokens): the SAD suite's sentences
+coded with ``sad-stressors`` (short prompt) and ``vsd-mental-health`` (the Li et al. prompt,
+~2,500 tokens of instructions and codebook) at ``--units-per-call`` K, each measured in the
+same session; tokens per unit and the ratio to K=1.
 
 Part 2 (the embedded SmolLM2-135M, the only real model on a machine without API keys): the
 first N SAD sentences coded at K=1 and K=5 and compared with the human majority (Cohen's kappa
@@ -28,8 +32,6 @@ from pathlib import Path
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
-SAD = ROOT / "evals" / "sad"
 
 
 def start_server() -> tuple[subprocess.Popen, str]:
@@ -58,16 +60,16 @@ def tokens_row(codebook: str, k: int, data: Path, url: str, tmp: Path, limit: in
             "usd_per_1000_units_gpt4o_mini": round(1000 * (pin + pout) / n, 4)}
 
 
-def agreement(k: int, n: int, tmp: Path) -> dict:
+def agreement(k: int, n: int, tmp: Path, sad) -> dict:
     import vsdcoder
     from vsdcoder.reliability.evaluate import evaluate
 
     out = tmp / f"embedded-k{k}"
     t0 = time.perf_counter()
-    s = vsdcoder.code(SAD / "data.csv", "sad-stressors", model="local/smollm2", out=out,
+    s = vsdcoder.code(sad.data, "sad-stressors", model="local/smollm2", out=out,
                       units_per_call=k, limit=n, cache=False, max_tokens=160 * k)
     seconds = time.perf_counter() - t0
-    report = evaluate(SAD / "gold.csv", [out], "sad-stressors", layout=SAD / "layout.yaml",
+    report = evaluate(sad.gold, [out], "sad-stressors", layout=sad.layout,
                       bootstrap=500, permutations=200).to_dict()
     dim = report["preds"][0]["dimensions"][0]
     m = dim["metrics"]
@@ -85,8 +87,17 @@ def main() -> None:
     ap.add_argument("--ks", default="1,5,10,20")
     ap.add_argument("--embedded", type=int, default=40, help="units for part 2 (0 to skip)")
     ap.add_argument("--work", help="work directory (an earlier one resumes its runs)")
+    ap.add_argument("--source", help="the SAD data set's folder (default: looked for as "
+                    "`vsdcoder evals build sad` does)")
     args = ap.parse_args()
     tmp = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="vsdtokens-"))
+    from vsdcoder.errors import UsageError
+    from vsdcoder.suites import build_suite
+
+    try:
+        sad = build_suite("sad", source=args.source, out=tmp / "suite-sad")
+    except UsageError as exc:
+        sys.exit(f"error: {exc}")
     os.environ["VSDCODER_CACHE_DIR"] = str(tmp / "cache")
     ks = [int(x) for x in args.ks.split(",")]
     proc, url = start_server()
@@ -95,7 +106,7 @@ def main() -> None:
         for codebook in ("sad-stressors", "vsd-mental-health"):
             base = None
             for k in ks:
-                r = tokens_row(codebook, k, SAD / "data.csv", url, tmp, args.units)
+                r = tokens_row(codebook, k, sad.data, url, tmp, args.units)
                 base = base or r["tokens_in_per_unit"] + r["tokens_out_per_unit"]
                 r["ratio_to_k1"] = round((r["tokens_in_per_unit"] + r["tokens_out_per_unit"])
                                          / base, 3)
@@ -103,7 +114,7 @@ def main() -> None:
                 print(r, flush=True)
     finally:
         proc.terminate()
-    agree = [agreement(k, args.embedded, tmp) for k in (1, 5)] if args.embedded else []
+    agree = [agreement(k, args.embedded, tmp, sad) for k in (1, 5)] if args.embedded else []
     for a in agree:
         print(a, flush=True)
     result = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} cores, "

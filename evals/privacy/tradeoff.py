@@ -10,6 +10,10 @@ identical request, so its answer comes from the cache.
     .venv/bin/python evals/privacy/tradeoff.py --limit all
     .venv/bin/python evals/privacy/tradeoff.py --model openai/gpt-4.1-mini --limit 100
 
+``--suite`` is an eval suite's name (``sad``, ``convabuse``: built with
+``vsdcoder.suites.build_suite``, the data set found as ``vsdcoder evals build`` finds it or in
+``--source DIR``) or a folder holding ``data.csv``, ``gold.csv`` and ``layout.yaml``.
+
 Writes ``evals/privacy/results/tradeoff.json`` (``--json``) and prints a table. The run
 directories (``--out-dir``, default ``runs/privacy-tradeoff-<model>``) are resumed when run
 again with the same settings.
@@ -32,8 +36,10 @@ METRICS = ("agreement", "kappa", "alpha", "ac1", "f1_macro")
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--suite", default="evals/sad", help="folder with data.csv, gold.csv, "
-                   "layout.yaml (default evals/sad)")
+    p.add_argument("--suite", default="sad", help="eval suite name (see `vsdcoder evals list`) "
+                   "or a folder with data.csv, gold.csv, layout.yaml (default sad)")
+    p.add_argument("--source", default=None, help="the suite's data set folder (default: looked "
+                   "for as `vsdcoder evals build NAME` does)")
     p.add_argument("--codebook", default="sad-stressors")
     p.add_argument("--limit", default="20", help="first N units, or 'all' (default 20)")
     p.add_argument("--model", default=None, help="LiteLLM model (default: embedded)")
@@ -95,8 +101,18 @@ def main(argv: list[str] | None = None) -> int:
     from vsdcoder.coding.providers import EMBEDDED_MODEL
 
     model = a.model or os.environ.get("VSDCODER_MODEL") or EMBEDDED_MODEL
-    suite = Path(a.suite)
-    data, gold, layout = suite / "data.csv", suite / "gold.csv", suite / "layout.yaml"
+    suite = suite_dir = Path(a.suite)
+    if not (suite / "data.csv").is_file():  # a suite's name (or its folder evals/NAME): build it
+        from vsdcoder.errors import UsageError
+        from vsdcoder.suites import build_suite
+
+        try:
+            suite_dir = build_suite(suite.name, source=a.source).dir
+        except UsageError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    data, gold, layout = (suite_dir / "data.csv", suite_dir / "gold.csv",
+                          suite_dir / "layout.yaml")
     limit = None if a.limit == "all" else int(a.limit)
     slug = "".join(ch if ch.isalnum() or ch in "-." else "-" for ch in model)
     out_dir = Path(a.out_dir or f"runs/privacy-tradeoff-{suite.name}-{slug}-{a.limit}")

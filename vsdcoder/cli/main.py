@@ -35,6 +35,7 @@ def build_app() -> typer.Typer:
     """A new app with the built-in command groups, then whatever the plugins add."""
     from vsdcoder.cli import baseline, code, codebook, demo, plugins, runs
     from vsdcoder.cli import eval as eval_cli
+    from vsdcoder.cli import evals as evals_cli
     from vsdcoder.cli import privacy as privacy_cli
     from vsdcoder.plugins import call_register_commands
 
@@ -52,6 +53,7 @@ def build_app() -> typer.Typer:
     code.register(app)
     app.add_typer(runs.app, name="runs")
     app.add_typer(eval_cli.app, name="eval")
+    evals_cli.register(app)
     plugins.register(app)
     demo.register(app)
     privacy_cli.register(app)
