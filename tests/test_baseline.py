@@ -9,6 +9,7 @@ import sqlite3
 import time
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -57,6 +58,96 @@ def sad_gold(sad) -> dict[str, str]:
 def sad_texts(sad) -> dict[str, str]:
     with open(sad.data, newline="", encoding="utf-8") as f:
         return {r["id"]: r["text"] for r in csv.DictReader(f)}
+
+
+#: A small labelled data set for the tests of the baseline's logic, so they need no shared
+#: data: our own sentence templates per code of `sad-stressors` (none is a SAD sentence), each
+#: filled with a few words of its own.
+TEMPLATES = {
+    "work": ["my {w} at the office moved the project deadline up",
+             "the {w} wants the quarterly report redone before the client meeting",
+             "I am covering two shifts because the {w} quit the warehouse"],
+    "school": ["the chemistry {w} is next week and I have not opened the textbook",
+               "my professor marked the {w} harshly and my grade dropped",
+               "I still have to finish the {w} for my history class"],
+    "financial_problem": ["the {w} is overdue and my account is nearly empty",
+                          "I cannot afford the {w} this month after paying rent",
+                          "the bank keeps charging fees on the {w}"],
+    "emotional_turmoil": ["I feel {w} all the time and cannot say why",
+                          "this heavy {w} feeling keeps coming back at night",
+                          "everything makes me {w} inside and I just want to cry"],
+    "social_relationships": ["my {w} stopped answering my messages after our argument",
+                             "my {w} keeps cancelling our plans at the last minute",
+                             "I think my {w} is talking behind my back at parties"],
+    "family_issues": ["my {w} keeps criticising how I raise the kids",
+                      "my {w} and I fight about the inheritance every holiday",
+                      "my {w} moved back home and the house is tense"],
+    "health_fatigue_physical_pain": ["my {w} has hurt for days and the doctor cannot see me",
+                                     "I am exhausted because my {w} keeps me awake",
+                                     "the pills for my {w} make me dizzy and sick"],
+    "everyday_decision_making": ["I cannot decide which {w} to choose for the weekend",
+                                 "picking a {w} from so many options is overwhelming",
+                                 "I keep changing my mind about the {w} and must choose today"],
+    "other": ["the {w} outside made me late again",
+              "the {w} on the news has me on edge",
+              "a {w} blocked my street all morning"],
+}
+WORDS = {
+    "work": ["manager", "supervisor", "team lead", "shift boss"],
+    "school": ["exam", "essay", "lab assignment", "midterm"],
+    "financial_problem": ["electricity bill", "credit card payment", "car loan", "phone bill"],
+    "emotional_turmoil": ["anxious", "empty", "hopeless", "lonely"],
+    "social_relationships": ["best friend", "boyfriend", "roommate", "girlfriend"],
+    "family_issues": ["mother", "father", "sister", "brother"],
+    "health_fatigue_physical_pain": ["back", "migraine", "shoulder", "stomach"],
+    "everyday_decision_making": ["restaurant", "paint colour", "sofa", "holiday destination"],
+    "other": ["traffic jam", "thunderstorm", "election coverage", "road closure"],
+}
+TAILS = ["", " this week", " again", " lately", " today"]
+PER_CODE = 10  # 2 per fold and code with the default 5 folds
+MIXED = 2  # per code: a second stressor of another code added, so some units are ambiguous
+STRESS_UNITS = PER_CODE * len(TEMPLATES)  # 90
+STRESS_LAYOUT = """\
+layout: wide
+id: id
+coder: gold
+kind: gold
+columns:
+  stressor: stressor
+"""
+
+
+def stress_units() -> list[tuple[str, str, str]]:
+    """(id, code, text) of the written data set: deterministic, every text unique."""
+    rng = random.Random(0)
+    codes = list(TEMPLATES)
+    rows = []
+    for ci, code in enumerate(codes):
+        texts = [t.format(w=w) for t in TEMPLATES[code] for w in WORDS[code]]
+        rng.shuffle(texts)
+        for j, text in enumerate(texts[:PER_CODE]):
+            if j < MIXED:  # not always told apart: the folds (the seed) change some codes
+                other = codes[(ci + 1 + j) % len(codes)]
+                text += ", and on top of that " + TEMPLATES[other][j].format(w=WORDS[other][j])
+            rows.append((code, text + TAILS[j % len(TAILS)]))
+    rng.shuffle(rows)
+    return [(f"s{i:03d}", code, text) for i, (code, text) in enumerate(rows)]
+
+
+@pytest.fixture(scope="module")
+def stress(tmp_path_factory) -> SimpleNamespace:
+    """data.csv, gold.csv and layout.yaml of the written data set (stressor codes)."""
+    folder = tmp_path_factory.mktemp("stress")
+    units = stress_units()
+    data, gold, layout = folder / "data.csv", folder / "gold.csv", folder / "layout.yaml"
+    for path, header, rows in ((data, ["id", "text"], [(i, t) for i, _, t in units]),
+                               (gold, ["id", "stressor"], [(i, c) for i, c, _ in units])):
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(header)
+            w.writerows(rows)
+    layout.write_text(STRESS_LAYOUT, encoding="utf-8")
+    return SimpleNamespace(data=data, gold=gold, layout=layout)
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +267,7 @@ def test_sad_accuracy_well_above_chance(sad_run, sad):
 # -- out-of-fold ----------------------------------------------------------------------------
 
 
-def test_no_unit_is_coded_by_a_model_that_saw_it(tmp_path, monkeypatch, sad):
+def test_no_unit_is_coded_by_a_model_that_saw_it(tmp_path, monkeypatch, stress):
     """Spy on the TF-IDF vectorizer: the texts it was fitted on vs the texts it then codes."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -195,10 +286,11 @@ def test_no_unit_is_coded_by_a_model_that_saw_it(tmp_path, monkeypatch, sad):
 
     monkeypatch.setattr(TfidfVectorizer, "fit_transform", fit_transform)
     monkeypatch.setattr(TfidfVectorizer, "transform", transform)
-    run_baseline(sad.data, "sad-stressors", sad.gold, layout=sad.layout, out=tmp_path / "r")
+    run_baseline(stress.data, "sad-stressors", stress.gold, layout=stress.layout,
+                 out=tmp_path / "r")
 
-    texts = sad_texts(sad)
-    assert len(set(texts.values())) == 306  # every text is unique: a text identifies its unit
+    texts = {i: t for i, _, t in stress_units()}
+    assert len(set(texts.values())) == STRESS_UNITS == 90  # a text identifies its unit
     assert len(fitted) == 5
     training = {id(vec): seen for vec, seen in fitted}
     every_coded: list[str] = []
@@ -208,22 +300,24 @@ def test_no_unit_is_coded_by_a_model_that_saw_it(tmp_path, monkeypatch, sad):
         every_coded += batch
     assert sorted(every_coded) == sorted(texts.values())  # each unit coded exactly once
     for _, seen in fitted:  # each model trained on the other 4 folds: about 4/5 of the units
-        assert 240 <= len(seen) <= 250
+        assert 70 <= len(seen) <= 74
 
 
-def test_same_seed_same_codes_other_seed_other_folds(sad_run, sad, tmp_path):
-    out, summary, _ = sad_run
-    again = run_baseline(sad.data, "sad-stressors", sad.gold, layout=sad.layout,
+def test_same_seed_same_codes_other_seed_other_folds(stress, tmp_path):
+    out = tmp_path / "first"
+    summary = run_baseline(stress.data, "sad-stressors", stress.gold, layout=stress.layout,
+                           out=out, seed=0)
+    again = run_baseline(stress.data, "sad-stressors", stress.gold, layout=stress.layout,
                          out=tmp_path / "again", seed=0)
     assert (tmp_path / "again" / "codes.jsonl").read_bytes() == (out / "codes.jsonl").read_bytes()
     assert (tmp_path / "again" / "codes.csv").read_bytes() == (out / "codes.csv").read_bytes()
     assert again.cv == summary.cv
-    other = run_baseline(sad.data, "sad-stressors", sad.gold, layout=sad.layout,
+    other = run_baseline(stress.data, "sad-stressors", stress.gold, layout=stress.layout,
                          out=tmp_path / "other", seed=1)
     assert (tmp_path / "other" / "codes.jsonl").read_bytes() != (out / "codes.jsonl").read_bytes()
     assert other.cv["stressor"]["macro_f1"] > 1 / 9 + 0.15
     # the same --out again replaces the earlier baseline run
-    run_baseline(sad.data, "sad-stressors", sad.gold, layout=sad.layout,
+    run_baseline(stress.data, "sad-stressors", stress.gold, layout=stress.layout,
                  out=tmp_path / "other", seed=0)
     assert (tmp_path / "other" / "codes.jsonl").read_bytes() == (out / "codes.jsonl").read_bytes()
 
@@ -450,31 +544,31 @@ def test_relevance_gate_is_learned_and_closes_the_codes(tmp_path):
 # -- refusals --------------------------------------------------------------------------------
 
 
-def test_segment_codebooks_are_refused(tmp_path, sad):
+def test_segment_codebooks_are_refused(tmp_path, stress):
     with pytest.raises(UsageError, match="the baseline codes documents"):
-        run_baseline(sad.data, "vsd-mental-health", sad.gold, out=tmp_path / "r")
+        run_baseline(stress.data, "vsd-mental-health", stress.gold, out=tmp_path / "r")
 
 
-def test_bad_inputs_are_usage_errors(tmp_path, sad):
+def test_bad_inputs_are_usage_errors(tmp_path, stress):
     with pytest.raises(UsageError, match="no such gold file"):
-        run_baseline(sad.data, "sad-stressors", tmp_path / "nope.csv", out=tmp_path / "r")
+        run_baseline(stress.data, "sad-stressors", tmp_path / "nope.csv", out=tmp_path / "r")
     with pytest.raises(UsageError, match="no such data file"):
-        run_baseline(tmp_path / "nope.csv", "sad-stressors", sad.gold, out=tmp_path / "r")
+        run_baseline(tmp_path / "nope.csv", "sad-stressors", stress.gold, out=tmp_path / "r")
     with pytest.raises(UsageError, match="at least 2"):
-        run_baseline(sad.data, "sad-stressors", sad.gold, out=tmp_path / "r", folds=1)
+        run_baseline(stress.data, "sad-stressors", stress.gold, out=tmp_path / "r", folds=1)
     with pytest.raises(UsageError, match="no dimension 'stresor'"):
-        run_baseline(sad.data, "sad-stressors", sad.gold, out=tmp_path / "r",
+        run_baseline(stress.data, "sad-stressors", stress.gold, out=tmp_path / "r",
                      dimensions=["stresor"])
     other_ids = tmp_path / "gold.csv"
     other_ids.write_text("id,stressor\nx1,work\nx2,school\n", encoding="utf-8")
     with pytest.raises(UsageError, match="ids match"):
-        run_baseline(sad.data, "sad-stressors", other_ids, out=tmp_path / "r")
+        run_baseline(stress.data, "sad-stressors", other_ids, out=tmp_path / "r")
     # a directory holding an LLM run is not overwritten
     llm = tmp_path / "llm"
     llm.mkdir()
     (llm / "manifest.json").write_text(json.dumps({"model": {"model": "openai/x"}}))
     with pytest.raises(UsageError, match="not a baseline"):
-        run_baseline(sad.data, "sad-stressors", sad.gold, out=llm)
+        run_baseline(stress.data, "sad-stressors", stress.gold, out=llm)
 
 
 # -- plugin and CLI --------------------------------------------------------------------------
@@ -488,26 +582,27 @@ def test_registered_as_a_coder_plugin():
     assert callable(entry.obj)
 
 
-def test_cli_end_to_end(tmp_path, capsys, sad):
+def test_cli_end_to_end(tmp_path, capsys, stress):
     out = tmp_path / "cli"
-    rc = main(["baseline", str(sad.data), "--codebook", "sad-stressors", "--gold", str(sad.gold),
-               "--layout", str(sad.layout), "--out", str(out), "--folds", "5", "--seed", "0",
+    rc = main(["baseline", str(stress.data), "--codebook", "sad-stressors",
+               "--gold", str(stress.gold), "--layout", str(stress.layout),
+               "--out", str(out), "--folds", "5", "--seed", "0",
                "--id-col", "id", "--text-col", "text"])
     o, e = capsys.readouterr()
     assert rc == 0, e
     assert "stressor" in o and "macro-F1" in o
-    assert len(read_jsonl(out / "codes.jsonl")) == 306
+    assert len(read_jsonl(out / "codes.jsonl")) == 90
     m = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert m["kind"] == "baseline" and m["status"] == "finished"
 
-    rc = main(["baseline", str(sad.data), "-c", "sad-stressors", "-g", str(sad.gold),
+    rc = main(["baseline", str(stress.data), "-c", "sad-stressors", "-g", str(stress.gold),
                "--out", str(tmp_path / "j"), "--json"])
     o, e = capsys.readouterr()
     assert rc == 0, e
     data = json.loads(o)
-    assert data["counts"] == {"coded": 306} and data["cv"]["stressor"]["macro_f1"] > 0.26
+    assert data["counts"] == {"coded": 90} and data["cv"]["stressor"]["macro_f1"] > 0.26
 
-    rc = main(["baseline", str(sad.data), "--codebook", "sad-stressors", "--gold",
+    rc = main(["baseline", str(stress.data), "--codebook", "sad-stressors", "--gold",
                str(tmp_path / "missing.csv"), "--out", str(tmp_path / "bad")])
     o, e = capsys.readouterr()
     assert rc == 2
