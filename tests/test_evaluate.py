@@ -796,3 +796,25 @@ def test_300_units_3_coders_4_dimensions_bootstrap_1000_is_quick(tmp_path):
     elapsed = time.perf_counter() - t0
     assert len(rep.pred().dimensions) == 4
     assert elapsed < 20, elapsed  # ~1.5 s on an idle laptop core
+
+
+def test_demo_sample_shares_no_phrase_with_the_codebook_examples():
+    """The demo's messages are the test items: no example of the codebook may give them away."""
+    import yaml
+
+    from vsdcoder._paths import bundled_dir
+
+    def runs(text: str, n: int = 4) -> set[tuple[str, ...]]:
+        w = re.findall(r"[a-z0-9']+", text.lower())
+        return {tuple(w[i:i + n]) for i in range(len(w) - n + 1)}
+
+    cb = yaml.safe_load((bundled_dir("plugins") / "codebooks" / "sad-stressors.yaml")
+                        .read_text(encoding="utf-8"))
+    examples = [e["text"] for e in cb["examples"]]
+    examples += [t for c in cb["dimensions"][0]["codes"]
+                 for t in (c.get("examples") or {}).get("positive", [])]
+    assert len(examples) >= 11
+    shown = set().union(*(runs(t) for t in examples))
+    with open(bundled_dir("plugins") / "samples" / "stress-demo.csv", encoding="utf-8") as f:
+        shared = {r["id"]: runs(r["text"]) & shown for r in csv.DictReader(f)}
+    assert not {k: v for k, v in shared.items() if v}
