@@ -4,7 +4,9 @@ A redactor has a ``name`` and ``find(text) -> list[Span]``; spans are code-point
 the text (start inclusive, end exclusive), never overlapping, sorted by start. Two come with
 vsdcoder:
 
-- :class:`PatternRedactor` (``patterns``): regular expressions with validation, no dependencies.
+- :class:`PatternRedactor` (``patterns``): regular expressions with validation, and Google's
+  libphonenumber data (the ``phonenumbers`` package) for phone numbers in the national formats
+  of a list of regions (:mod:`vsdcoder.privacy.phones`).
   Types: EMAIL (also "name at gmail dot com"), PHONE, URL, IP_ADDRESS, HANDLE (``@name``),
   REDDIT_USER (``u/name``), CARD (Luhn-checked), ADDRESS (number + street + suffix, with unit),
   POSTCODE (UK postcodes; US ZIP codes after a state or "zip"), DATE_TIME (calendar dates with a
@@ -32,6 +34,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from vsdcoder.errors import UsageError
+from vsdcoder.privacy.phones import PhoneFinder
+from vsdcoder.privacy.phones import resolve_regions as resolve_phone_regions
 
 NER_INSTALL_HINT = "pip install 'vsdcoder[ner]'"
 
@@ -199,14 +203,17 @@ _SUBREDDIT = re.compile(r"(?<![\w/])/?r/[A-Za-z0-9][A-Za-z0-9_]{1,20}(?!\w)")
 _CARD = re.compile(r"(?<![\d\-+.])[2-6]\d{3}(?:[ \-]?\d){9,15}(?![\d])")
 
 _PHONE_INTL = re.compile(
-    r"(?<![\w+])(?:\+|00)\d{1,3}(?:[ .\-]?(?:\(\d{1,4}\)|\d{1,5})){1,6}(?!\d|[.\-]\d)")
+    r"(?<![\w+])(?:\+|00)[1-9]\d{0,2}(?:[ .\-]?(?:\(\d{1,4}\)|\d{1,5})){1,6}(?!\d|[.\-]\d)")
 _PHONE_US = re.compile(
     r"(?<![\w+\-./])(?:1[ .\-]?)?(?:\(\d{3}\)[ .\-]?|\d{3}[ .\-/])\d{3}[ .\-]\d{4}(?!\d|[.\-/]\d)")
 _PHONE_UK = re.compile(
     r"(?<![\w+\-.])0\d{2,4}[ .\-]?\d{3,4}[ .\-]?\d{3,4}(?!\d|[.\-]\d)")
 _PHONE_CONTEXT = re.compile(
     r"(?i:\b(?:call|text|txt|phone|number|num|cell|mobile|mob|whatsapp|tel|ring|dial|"
-    r"reach me|contact)\b)[^.\n]{0,25}?(?<![\w\-.])(\d{10,11}|\d{3}[ .\-]\d{4})(?!\d|[.\-]\d)")
+    r"reach me|contact)\b)[^.\n]{0,25}?(?<![\w\-.])(\d{10,11}|\d{8}|\d{3,4}[ .\-]\d{4})"
+    r"(?!\d|[.\-]\d)")
+#: Not a number to call, even after "call" or "text": a range of years, a compact date.
+_YEARS_OR_DATE = re.compile(r"(?:19|20)\d\d[ .\-]?(?:19|20)\d\d|(?:19|20)\d\d[01]\d[0-3]\d")
 
 _STREET_SUFFIX = (r"(?i:Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Drive|Dr|Boulevard|Blvd|Court|Ct|"
                   r"Close|Way|Place|Pl|Terrace|Crescent|Cres|Gardens|Gdns|Grove|Square|Sq|"
@@ -329,6 +336,22 @@ DEFAULT_ALLOW: tuple[tuple[str, str], ...] = (
     ("URL", "reddit.com"), ("URL", "tiktok.com"),
     ("PHONE", "1-800-273-8255"), ("PHONE", "800-273-8255"), ("PHONE", "1-800-950-6264"),
     ("PHONE", "0800 068 4141"), ("PHONE", "0300 123 3393"),
+    # national helplines that the national formats would otherwise catch
+    ("PHONE", "1-866-488-7386"), ("PHONE", "866-488-7386"),  # Trevor Project (US)
+    ("PHONE", "1-800-662-4357"), ("PHONE", "800-662-4357"),  # SAMHSA (US)
+    ("PHONE", "1-833-456-4566"), ("PHONE", "833-456-4566"),  # Talk Suicide Canada
+    ("PHONE", "0800 58 58 58"),  # CALM (UK)
+    ("PHONE", "1800 247 247"),  # Pieta (IE)
+    ("PHONE", "0800 111 0 111"), ("PHONE", "0800 111 0 222"),  # TelefonSeelsorge (DE)
+    ("PHONE", "09 72 39 40 50"),  # SOS Amitié (FR)
+    ("PHONE", "717 003 717"),  # Teléfono de la Esperanza (ES)
+    ("PHONE", "02 2327 2327"),  # Telefono Amico (IT)
+    ("PHONE", "0800-0113"),  # 113 Zelfmoordpreventie (NL)
+    ("PHONE", "1800-599-0019"),  # KIRAN (IN)
+    ("PHONE", "1300 22 4636"), ("PHONE", "1800 55 1800"),  # Beyond Blue, Kids Helpline (AU)
+    ("PHONE", "0800 543 354"),  # Lifeline (NZ)
+    ("PHONE", "0570-783-556"), ("PHONE", "0120-783-556"),  # Inochi no Denwa (JP)
+    ("PHONE", "0800 567 567"),  # SADAG (ZA)
 )
 
 _Finder = Callable[[str], Iterable[tuple[int, int]]]
@@ -379,7 +402,8 @@ _FINDERS: dict[str, tuple[_Finder, ...]] = {
     "PHONE": (_regex(_PHONE_INTL, valid=_phone_digits(8, 15)),
               _regex(_PHONE_US, valid=_phone_digits(10, 11)),
               _regex(_PHONE_UK, valid=_phone_digits(10, 11)),
-              _regex(_PHONE_CONTEXT, group=1)),
+              _regex(_PHONE_CONTEXT, group=1,
+                     valid=lambda s: _YEARS_OR_DATE.fullmatch(s) is None)),
     "DATE_TIME": (_regex(_DATE_DAY_MONTH), _regex(_DATE_MONTH_DAY), _regex(_DATE_MONTH_YEAR),
                   _regex(_DATE_NUMERIC, valid=_valid_numeric_date)),
     "ADDRESS": (_regex(_ADDRESS),),
@@ -404,6 +428,15 @@ class PatternRedactor:
         subreddits: Also find ``r/name`` (same as adding SUBREDDIT to ``types``).
         allow: ``(type, surface)`` pairs never redacted, compared with :func:`entity_key`
             (default :data:`DEFAULT_ALLOW`: chatbot sites and crisis lines).
+        phone_regions: Regions whose national phone formats are found with libphonenumber
+            (``["DE", "FR"]`` or ``"DE,FR"``; ``"default,PL"`` adds to the default list;
+            ``()`` or ``"none"`` keeps only the regular expressions). Default: the environment
+            variable ``VSDCODER_PHONE_REGIONS`` if set, else
+            :data:`~vsdcoder.privacy.phones.DEFAULT_PHONE_REGIONS`. See
+            :mod:`vsdcoder.privacy.phones`.
+
+    Raises:
+        UsageError: an unknown type or phone region.
 
     What it cannot do: names, places and organisations (use ``presidio``), street names written
     in lower case, house names, and numbers that only context marks as identifying.
@@ -412,7 +445,8 @@ class PatternRedactor:
     name = "patterns"
 
     def __init__(self, types: Iterable[str] | None = None, *, subreddits: bool = False,
-                 allow: Iterable[tuple[str, str]] = DEFAULT_ALLOW) -> None:
+                 allow: Iterable[tuple[str, str]] = DEFAULT_ALLOW,
+                 phone_regions: str | Iterable[str] | None = None) -> None:
         wanted = list(DEFAULT_PATTERN_TYPES if types is None else types)
         if subreddits and "SUBREDDIT" not in wanted:
             wanted.append("SUBREDDIT")
@@ -422,20 +456,45 @@ class PatternRedactor:
                              f"(known: {', '.join(PATTERN_TYPES)})")
         self.types: tuple[str, ...] = tuple(t for t in PATTERN_TYPES if t in wanted)
         self.allow = frozenset((t, entity_key(t, s)) for t, s in allow)
+        self.phone_regions: tuple[str, ...] = (
+            resolve_phone_regions(phone_regions) if "PHONE" in self.types else ())
+        self._phones = PhoneFinder(self.phone_regions)
 
     def __repr__(self) -> str:
-        return f"PatternRedactor(types={list(self.types)!r})"
+        return (f"PatternRedactor(types={list(self.types)!r}, "
+                f"phone_regions={list(self.phone_regions)!r})")
+
+    def _keep(self, type_: str, surface: str) -> bool:
+        return (type_, entity_key(type_, surface)) not in self.allow
 
     def find(self, text: str) -> list[Span]:
-        """Identifying spans in ``text``, non-overlapping and sorted by start."""
-        found = []
+        """Identifying spans in ``text``, non-overlapping and sorted by start.
+
+        Phone numbers that libphonenumber finds are merged with those of the regular
+        expressions, but one that overlaps a span of another type (a card number, an IP
+        address, a date) is dropped: the other pattern is the more specific.
+        """
+        found: list[Span] = []
+        allowed: list[tuple[str, int, int]] = []
+
+        def add(type_: str, start: int, end: int) -> None:
+            surface = text[start:end]
+            if self._keep(type_, surface):
+                found.append(Span(start, end, type_, surface, self.name))
+            else:
+                allowed.append((type_, start, end))
+
         for type_ in self.types:
             for finder in _FINDERS[type_]:
                 for start, end in finder(text):
-                    surface = text[start:end]
-                    if (type_, entity_key(type_, surface)) in self.allow:
-                        continue
-                    found.append(Span(start, end, type_, surface, self.name))
+                    add(type_, start, end)
+        others = [(s.start, s.end) for s in found if s.type != "PHONE"]
+        for start, end in self._phones(text):
+            if not any(a < end and start < b for a, b in others):
+                add("PHONE", start, end)
+        if allowed:  # a part of an allowed surface that another pattern found stays too
+            found = [s for s in found if not any(t == s.type and a < s.end and s.start < b
+                                                 for t, a, b in allowed)]
         return resolve_overlaps(found, text)
 
 
