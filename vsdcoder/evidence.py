@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
+from typing import Any
 
 _FOLD = str.maketrans({
     "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
@@ -120,3 +122,35 @@ def find_quote(text: str, quote: str) -> tuple[int, int] | None:
             return starts[pos], ends[after - 1]
         pos = nt.find(nq, pos + 1)
     return None
+
+
+def quote_evidence(text: str, quote: str | None, min_words: int = 1) -> dict[str, Any]:
+    """How a quote is stored: ``{"quote", "start", "end", "quote_verified"}``.
+
+    ``quote_verified`` is None without a quote, else whether it was found in ``text`` (then
+    ``start``/``end`` are its offsets) and has at least ``min_words`` words.
+    """
+    if not quote:
+        return {"quote": None, "start": None, "end": None, "quote_verified": None}
+    span = find_quote(text, quote)
+    ok = span is not None and count_words(quote) >= min_words
+    return {"quote": quote, "start": span[0] if span else None,
+            "end": span[1] if span else None, "quote_verified": ok}
+
+
+def dimension_records(codebook: Any, answer: Mapping[str, Any], text: str) -> list[dict[str, Any]]:
+    """The per-dimension quotes of a document answer (``evidence.per_dimension``), as records.
+
+    One record per ``<dimension>_quote`` the answer gives: ``{"dimension", "quote", "start",
+    "end", "quote_verified", "codes": {dimension: answer}}``, the shape of a segment record, so
+    that every consumer of records (span scoring, redaction, purge, disagreement sheets) reads
+    them alike. A null quote (an unanswered dimension, a ``none`` answer) gives no record.
+    """
+    out = []
+    for name in codebook.quote_dimensions():
+        quote = answer.get(name + "_quote")
+        if not isinstance(quote, str) or not quote.strip():
+            continue
+        ev = quote_evidence(text, quote, codebook.evidence.quote_min_words)
+        out.append({"dimension": name, **ev, "codes": {name: answer.get(name)}})
+    return out

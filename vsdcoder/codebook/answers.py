@@ -11,7 +11,7 @@ import difflib
 import json
 from typing import Any
 
-from vsdcoder.codebook.model import SPECIFY_SUFFIX, Codebook, Dimension
+from vsdcoder.codebook.model import QUOTE_SUFFIX, SPECIFY_SUFFIX, Codebook, Dimension
 from vsdcoder.evidence import count_words, find_quote
 
 
@@ -232,4 +232,51 @@ def check_quote(codebook: Codebook, quote: Any, text: str | None, where: str = "
         errors.append(FieldMessage(
             f"{where}the quote is not verbatim: {quote!r} does not occur in the text; copy it "
             "exactly, without changing, joining or shortening words", "quote"))
+    return errors
+
+
+def quote_optional(dim: Dimension) -> list[str]:
+    """Codes of ``dim`` whose answer needs no quote of its own: ``none``, and ``quote: false``."""
+    return [c.name for c in dim.all_codes() if c.is_codable and (
+        c.quote is False or (c.name == dim.none_name and c.quote is not True))]
+
+
+def check_dimension_quotes(codebook: Codebook, values: dict[str, Any],
+                           text: str | None) -> list[str]:
+    """Problems of the per-dimension quotes (``<dimension>_quote``) of one answer.
+
+    A quote must be there when the answer needs one, null when the dimension is not answered,
+    long enough, and verbatim when ``text`` is given.
+    """
+    errors: list[str] = []
+    gates = gate_state(codebook, values)
+    for name in codebook.quote_dimensions():
+        dim = codebook.dimension(name)
+        field = name + QUOTE_SUFFIX
+        quote = values.get(field)
+        given = isinstance(quote, str) and bool(quote.strip())
+        value = values.get(name)
+        if not gates.get(name, (True, ""))[0] or not _given(dim, value):
+            if given:
+                errors.append(FieldMessage(f"'{field}' must be null, because '{name}' is not "
+                                           "answered", field))
+            continue
+        if not given:
+            needs = sorted(_as_set(value) - set(quote_optional(dim)))
+            if needs:
+                shown = needs[0] if len(needs) == 1 else needs
+                errors.append(FieldMessage(
+                    f"'{field}' is required: '{name}' is {json.dumps(shown)}, so copy the words "
+                    "of the text that show it, word for word", field))
+            continue
+        minimum = codebook.evidence.quote_min_words
+        n = count_words(quote)
+        if n < minimum:
+            errors.append(FieldMessage(
+                f"'{field}' has {n} word{'s' if n != 1 else ''}; it must be at least {minimum} "
+                "words copied verbatim from the text: quote a longer passage", field))
+        if text is not None and find_quote(text, quote) is None:
+            errors.append(FieldMessage(
+                f"'{field}' is not verbatim: {quote!r} does not occur in the text; copy it "
+                "exactly, without changing, joining or shortening words", field))
     return errors

@@ -2,12 +2,14 @@
 
 Errors (always): duplicate dimension or code names within a dimension, ``when`` naming
 unknown or later dimensions or unknown codes, leaves marked ``codable: false``, sets naming
-unknown codes, duplicate guids, and few-shot examples whose expected output breaks the
-codebook.
+unknown codes, duplicate guids, per-dimension quotes of unknown or text dimensions (or whose
+field is taken), ``quote: false`` where no dimension has its own quote, and few-shot examples
+whose expected output breaks the codebook.
 
 Warnings (errors with ``--strict``), each with a rule id: ``missing-definition``,
-``duplicate-definition``, ``duplicate-name`` (same code name in two dimensions),
-``duplicate-label``, ``missing-question``, ``several-specify``.
+``duplicate-definition``, ``duplicate-name`` (same code name in two dimensions, unless they
+are all ordinal: the levels of a scale repeat), ``duplicate-label``, ``missing-question``,
+``several-specify``, ``unused-scale``.
 """
 
 from __future__ import annotations
@@ -19,17 +21,29 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from vsdcoder.codebook.model import SPECIFY_SUFFIX, Code, Codebook
+from vsdcoder.codebook.model import QUOTE_SUFFIX, SPECIFY_SUFFIX, Code, Codebook, Dimension
 from vsdcoder.codebook.yamlsrc import Path, Problem, SourceMap, format_path
 
 
 def code_paths(codebook: Codebook) -> dict[tuple[str, str], Path]:
-    """Map ``(dimension, code)`` to the YAML path of each written code."""
+    """Map ``(dimension, code)`` to the YAML path of each written code.
+
+    The codes of a dimension with a shared scale are at the scale's level, or at the
+    dimension's own wording of it (``levels``).
+    """
     out: dict[tuple[str, str], Path] = {}
     for di, dim in enumerate(codebook.dimensions):
-        for code, path in _walk_codes(dim.codes, ("dimensions", di)):
+        for code, path in dimension_codes(dim, di):
             out.setdefault((dim.name, code.name), path)
     return out
+
+
+def dimension_codes(dim: Dimension, di: int) -> list[tuple[Code, Path]]:
+    """Every code of dimension number ``di`` depth first, with where it is written."""
+    if dim.scale is None:
+        return _walk_codes(dim.codes, ("dimensions", di))
+    return [(code, ("dimensions", di, "levels", code.name) if code.name in dim.levels
+             else ("scales", dim.scale, li)) for li, code in enumerate(dim.codes)]
 
 
 def _walk_codes(codes: list[Code], base: Path) -> list[tuple[Code, Path]]:
@@ -72,8 +86,8 @@ def check_codebook(codebook: Codebook, smap: SourceMap) -> list[Problem]:
                  "missing-question")
         # code names within the dimension, options included
         where: dict[str, Path] = {}
-        for code, path in _walk_codes(dim.codes, ("dimensions", di)):
-            if code.name in where:
+        for code, path in dimension_codes(dim, di):
+            if code.name in where and dim.scale is None:  # a scale's are checked once, above
                 err((*path, "name"), f"duplicate code name '{code.name}' in dimension "
                     f"'{dim.name}' (first at {format_path(where[code.name])}); code names must "
                     "be unique within a dimension: rename or remove one", "duplicate-code")
@@ -94,8 +108,10 @@ def check_codebook(codebook: Codebook, smap: SourceMap) -> list[Problem]:
                     "take 'specify: true': mark it 'codable: true' or move 'specify' to one of "
                     "its codes", "specify-category")
             if code.is_codable and not code.definition:
-                warn(path, f"code '{code.name}' has no definition; add a 'definition' that says "
-                     "when it applies (otherwise the model guesses from the name alone)",
+                what = (f"level '{code.name}' of scale '{dim.scale}'" if path[0] == "scales"
+                        else f"code '{code.name}'")
+                warn(path, f"{what} has no definition; add a 'definition' that says when it "
+                     "applies (otherwise the model guesses from the name alone)",
                      "missing-definition")
         for opt_key, opt in (("none", dim.none), ("other", dim.other)):
             if opt is not None and opt.name in where:
@@ -112,7 +128,7 @@ def check_codebook(codebook: Codebook, smap: SourceMap) -> list[Problem]:
             warn(("dimensions", di), f"'{dim.name}' is multi-label with several 'Other (term)' "
                  f"codes {spec}, which share one '{dim.name}{SPECIFY_SUFFIX}' field; keep one "
                  "of them, or make it a single-choice dimension", "several-specify")
-        if dim.type != "text" and not dim.codable_names():
+        if dim.type != "text" and not dim.codable_names() and dim.scale is None:
             err(("dimensions", di, "codes"), f"dimension '{dim.name}' has no codable code; "
                 "mark categories 'codable: true' or add leaf codes", "no-codable")
 
@@ -151,6 +167,26 @@ def check_codebook(codebook: Codebook, smap: SourceMap) -> list[Problem]:
                 err((*path, "codes", k), f"'when' names '{c}', which is not a codable code of "
                     f"'{gate}'{hint}; choose from: " + ", ".join(known), "when-unknown")
 
+    probs += _quote_problems(codebook, smap)
+    probs += _scale_problems(codebook, smap)
+    used_scales = {d.scale for d in codebook.dimensions if d.scale}
+    for name, levels in codebook.scales.items():
+        if len(levels) < 2:
+            err(("scales", name), f"scale '{name}' has {len(levels)} level"
+                f"{'' if len(levels) == 1 else 's'}; a scale needs at least 2, listed from low "
+                "to high: add levels, or write the codes of one dimension under its 'codes'",
+                "scale-levels")
+        first: dict[str, int] = {}
+        for li, level in enumerate(levels):
+            if level.name in first:
+                err(("scales", name, li, "name"), f"level '{level.name}' is listed twice in "
+                    f"scale '{name}' (also scales.{name}[{first[level.name]}]); rename or "
+                    "remove one", "duplicate-level")
+            first.setdefault(level.name, li)
+        if name not in used_scales:
+            warn(("scales", name), f"scale '{name}' is not used by any dimension; use it with "
+                 "'scale: " + name + "' in an ordinal dimension, or remove it", "unused-scale")
+
     # cross-dimension lint
     names: dict[str, list[str]] = defaultdict(list)
     defs: dict[str, list[tuple[str, str]]] = defaultdict(list)
@@ -164,15 +200,21 @@ def check_codebook(codebook: Codebook, smap: SourceMap) -> list[Problem]:
                     defs[" ".join(code.definition.lower().split())].append((dim.name, code.name))
                 if code.label:
                     labels[(dim.name, code.label.lower())].append(code.name)
+    ordinal = {d.name for d in codebook.dimensions if d.type == "ordinal"}
     for name, dims in names.items():
         distinct = list(dict.fromkeys(dims))
-        if len(distinct) > 1:
-            warn((*paths[(distinct[1], name)], "name"), f"code name '{name}' is used in "
+        # the levels of ordinal scales repeat across dimensions by design (none/weak/strong)
+        group = {d: "" if d in ordinal else d for d in distinct}
+        second = next((d for d in distinct[1:] if group[d] != group[distinct[0]]), None)
+        if second is not None:
+            warn((*paths[(second, name)], "name"), f"code name '{name}' is used in "
                  f"dimensions {distinct}; rename one if they mean different things, and refer "
                  "to it as 'dimension.code' in sets and exports", "duplicate-name")
     for owners in defs.values():
-        if len(owners) > 1:
-            (d0, c0), (d1, c1) = owners[0], owners[1]
+        pair = next(((a, b) for i, a in enumerate(owners) for b in owners[i + 1:]
+                     if not _same_level(a, b, ordinal)), None)
+        if pair is not None:
+            (d0, c0), (d1, c1) = pair
             warn((*paths[(d1, c1)], "definition"), f"'{d1}.{c1}' has the same definition as "
                  f"'{d0}.{c0}', so a coder cannot tell them apart; say how they differ",
                  "duplicate-definition")
@@ -190,6 +232,106 @@ def check_codebook(codebook: Codebook, smap: SourceMap) -> list[Problem]:
 
     if not any(p.severity == "error" for p in probs):
         probs += check_examples(codebook, smap)
+    # a problem of a shared scale's level is found once per dimension using it: report it once
+    return list(dict.fromkeys(probs))
+
+
+def _same_level(a: tuple[str, str], b: tuple[str, str], ordinal: set[str]) -> bool:
+    """Whether two (dimension, code) are the same level of a scale in two ordinal dimensions."""
+    return a[0] != b[0] and a[1] == b[1] and a[0] in ordinal and b[0] in ordinal
+
+
+def _scale_problems(codebook: Codebook, smap: SourceMap) -> list[Problem]:
+    """Problems of dimensions with ``scale``.
+
+    The scale must exist, the dimension be ordinal, and its ``levels`` reword levels the
+    scale has.
+    """
+    probs: list[Problem] = []
+    names = list(codebook.scales)
+    for di, dim in enumerate(codebook.dimensions):
+        if dim.scale is None:
+            continue
+        if dim.type != "ordinal":
+            probs.append(smap.problem(
+                ("dimensions", di, "scale"), f"'scale' gives the levels of an ordinal "
+                f"dimension, but '{dim.name}' is '{dim.type}'; set 'type: ordinal', or write "
+                "its codes under 'codes'", "error", "scale-type"))
+        if dim.scale not in codebook.scales:
+            close = difflib.get_close_matches(dim.scale, names, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            known = (f"the declared scales are: {', '.join(names)}" if names else
+                     "the codebook declares none")
+            probs.append(smap.problem(
+                ("dimensions", di, "scale"), f"unknown scale '{dim.scale}'{hint}; {known}: "
+                "name one of them, or declare it under 'scales:' with its levels from low to "
+                "high", "error", "scale-unknown"))
+            continue
+        levels = [lv.name for lv in codebook.scales[dim.scale]]
+        for name in dim.levels:
+            if name not in levels:
+                close = difflib.get_close_matches(name, levels, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                probs.append(smap.problem(
+                    ("dimensions", di, "levels", name), f"scale '{dim.scale}' has no level "
+                    f"'{name}'{hint}; reword one of its levels: {', '.join(levels)}", "error",
+                    "level-unknown"))
+    return probs
+
+
+def _quote_problems(codebook: Codebook, smap: SourceMap) -> list[Problem]:
+    """Per-dimension quotes: the dimensions named, their fields, and ``quote:`` flags."""
+    probs: list[Problem] = []
+
+    def err(path: Path, msg: str, rule: str) -> None:
+        probs.append(smap.problem(path, msg, "error", rule))
+
+    per = codebook.evidence.per_dimension
+    index = {d.name: d for d in codebook.dimensions}
+    if isinstance(per, list):
+        with_codes = [d.name for d in codebook.dimensions if d.type != "text"]
+        for k, name in enumerate(per):
+            path: Path = ("evidence", "per_dimension", k)
+            if name not in index:
+                close = difflib.get_close_matches(name, list(index), n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                err(path, f"'per_dimension' names unknown dimension '{name}'{hint}; name "
+                    "dimensions with codes: " + ", ".join(with_codes), "per-dimension-unknown")
+            elif index[name].type == "text":
+                err(path, f"'{name}' is a text dimension: it has no codes for a quote to "
+                    "support; remove it from 'per_dimension'", "per-dimension-text")
+    own = codebook.quote_dimensions()
+    fields = {d + QUOTE_SUFFIX: d for d in own}
+    for di, dim in enumerate(codebook.dimensions):
+        if dim.name in fields:
+            err(("dimensions", di, "name"), f"'{dim.name}' is the name of the quote field of "
+                f"'{fields[dim.name]}' (evidence.per_dimension); rename this dimension",
+                "quote-clash")
+    # quote: false/true on codes, levels and wordings of dimensions without their own quote
+    hint = ("'quote' on a code says whether an answer with it needs a quote of its own, so it "
+            "only applies to a dimension with its own quote (evidence.per_dimension)")
+    for di, dim in enumerate(codebook.dimensions):
+        if dim.name in own:
+            continue
+        if dim.scale is None:
+            for code, path in _walk_codes(dim.codes, ("dimensions", di)):
+                if code.quote is not None:
+                    err((*path, "quote"), f"{hint}; '{dim.name}' has none: remove 'quote', or "
+                        f"add '{dim.name}' to evidence.per_dimension", "quote-unused")
+        for name, wording in dim.levels.items():
+            if wording.quote is not None:
+                err(("dimensions", di, "levels", name, "quote"), f"{hint}; '{dim.name}' has "
+                    f"none: remove 'quote', or add '{dim.name}' to evidence.per_dimension",
+                    "quote-unused")
+    for name, levels in codebook.scales.items():
+        users = [d.name for d in codebook.dimensions if d.scale == name]
+        if users and not set(users) & set(own):
+            for li, level in enumerate(levels):
+                if level.quote is not None:
+                    err(("scales", name, li, "quote"), f"{hint}; no dimension using scale "
+                        f"'{name}' has one: remove 'quote', or add "
+                        + " or ".join(f"'{u}'" for u in users) + " to evidence.per_dimension",
+                        "quote-unused")
     return probs
 
 
@@ -213,6 +355,8 @@ def example_output(codebook: Codebook, output: dict[str, Any]) -> dict[str, Any]
             out.setdefault("quote", None)
         if codebook.evidence.rationale:
             out.setdefault("rationale", None)
+        for name in codebook.quote_dimensions():
+            out.setdefault(name + QUOTE_SUFFIX, None)
         for dim in codebook.dimensions:
             out.setdefault(dim.name, [] if dim.type == "multi" else None)
             if dim.specify_names():

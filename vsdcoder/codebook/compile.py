@@ -18,8 +18,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from vsdcoder.codebook.answers import quote_optional
 from vsdcoder.codebook.checks import render_example_output
-from vsdcoder.codebook.model import SPECIFY_SUFFIX, Codebook, Dimension
+from vsdcoder.codebook.model import QUOTE_SUFFIX, SPECIFY_SUFFIX, Codebook, Dimension
 from vsdcoder.codebook.response_model import build_response_model
 from vsdcoder.errors import UsageError
 
@@ -78,6 +79,7 @@ def _code_view(code, depth: int) -> dict[str, Any]:
 def _dimension_view(codebook: Codebook, dim: Dimension) -> dict[str, Any]:
     codes = [_code_view(c, d) for top in dim.codes for c, d, _ in top.walk()]
     options = [_code_view(c, 0) for c in dim.option_codes()]
+    own_quote = dim.name in codebook.quote_dimensions()
     return {
         "name": dim.name, "label": dim.label, "question": dim.question,
         "description": dim.description, "type": dim.type, "required": dim.required,
@@ -87,6 +89,9 @@ def _dimension_view(codebook: Codebook, dim: Dimension) -> dict[str, Any]:
         "specify_codes": dim.specify_names(),
         "when": {"dimension": dim.when.dimension, "codes": dim.when.codes} if dim.when else None,
         "max_codes": dim.max_codes,
+        "scale": dim.scale,
+        "quote_field": dim.name + QUOTE_SUFFIX if own_quote else None,
+        "quote_optional": quote_optional(dim) if own_quote else [],
     }
 
 
@@ -99,7 +104,9 @@ def template_context(codebook: Codebook) -> dict[str, Any]:
         "instructions": cb.instructions,
         "unit": cb.unit,
         "segment": cb.segment.model_dump() if cb.segment else None,
-        "evidence": cb.evidence.model_dump(),
+        "evidence": {"quote": cb.evidence.quote, "quote_min_words": cb.evidence.quote_min_words,
+                     "rationale": cb.evidence.rationale,
+                     "per_dimension": cb.quote_dimensions()},
         "relevance": cb.relevance.model_dump() if cb.relevance else None,
         "dimensions": [_dimension_view(cb, d) for d in cb.dimensions],
         "examples": [

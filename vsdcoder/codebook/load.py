@@ -34,6 +34,7 @@ from vsdcoder.errors import UsageError
 _MODELS: tuple[type[BaseModel], ...] = (
     m.Codebook, m.Dimension, m.Code, m.CodeExamples, m.NoneOption, m.OtherOption, m.When,
     m.Relevance, m.RelevanceRule, m.SegmentRules, m.Evidence, m.Example, m.CodeSet,
+    m.ScaleLevel, m.LevelWording,
 )
 
 #: What each model is called in messages, and how it is written.
@@ -54,7 +55,12 @@ _SHAPES: dict[type[BaseModel], tuple[str, str]] = {
     m.SegmentRules: ("the segment rules", "'segment: {quote_min_words: N, max_records: N, "
                                           "rules: [...]}'"),
     m.Evidence: ("the evidence settings", "'evidence: {quote: true, quote_min_words: N, "
-                                          "rationale: false}'"),
+                                          "rationale: false, per_dimension: false}'"),
+    m.ScaleLevel: ("a level of a scale", "a name, or a mapping such as '{name: weak, label: "
+                                         "Weak, definition: ...}'"),
+    m.LevelWording: ("a dimension's wording of a level", "a definition as text, or a mapping "
+                                                         "such as '{definition: ..., label: "
+                                                         "...}'"),
     m.Example: ("an example", "a mapping such as '{text: ..., output: {DIMENSION: CODE}}'"),
     m.CodeSet: ("a set", "a mapping such as '{name: ..., codes: [dimension.code, ...]}'"),
 }
@@ -108,15 +114,27 @@ def _type_at(loc: tuple[Any, ...]) -> Any:
     t: Any = Codebook
     for part in loc:
         t = _strip_optional(t)
+        if typing.get_origin(t) is typing.Annotated:
+            t = typing.get_args(t)[0]
         if isinstance(part, int):
             if typing.get_origin(t) is not list:
                 return None
             t = typing.get_args(t)[0]
+        elif typing.get_origin(t) is dict:
+            t = typing.get_args(t)[1]
         elif _is_model(t) and part in t.model_fields:
             t = t.model_fields[part].annotation
         else:
             return None
-    return _strip_optional(t)
+    t = _strip_optional(t)
+    return typing.get_args(t)[0] if typing.get_origin(t) is typing.Annotated else t
+
+
+def _item_loc(loc: tuple[Any, ...], key: Any) -> tuple[Any, ...]:
+    """Where an item of a :class:`ShapeError` is: its key (or key path) under ``loc``."""
+    if key is None:
+        return loc
+    return (*loc, *key) if isinstance(key, tuple) else (*loc, key)
 
 
 def _describe(value: Any) -> str:
@@ -214,7 +232,7 @@ def _pydantic_problems(exc: ValidationError, smap: SourceMap) -> list[Problem]:
         error = (e.get("ctx") or {}).get("error")
         if isinstance(error, ShapeError):
             for key, msg in error.items:
-                out.append(smap.problem((*loc, key) if key else loc, msg, "error", "shape"))
+                out.append(smap.problem(_item_loc(loc, key), msg, "error", "shape"))
             continue
         out.append(smap.problem(loc, _message(e, known), "error", e["type"]))
     return out
@@ -234,7 +252,7 @@ def _prune(data: Any, exc: ValidationError) -> list[tuple[Any, ...]] | None:
         if isinstance(error, ShapeError):
             if any(k is None for k, _ in error.items):
                 return None
-            targets += [(*loc, k) for k, _ in error.items]
+            targets += [_item_loc(loc, k) for k, _ in error.items]
             continue
         if e["type"] != "extra_forbidden":
             owner = _type_at(loc[:-1])
@@ -420,7 +438,10 @@ def load_codebook(name_or_path: str | Path, *, strict: bool = False) -> LoadedCo
     entry = reg.codebooks.get(str(name_or_path))
     if entry is None:
         known = ", ".join(sorted(reg.codebooks)) or "(none)"
-        raise UsageError(f"no codebook file or registered codebook named '{name_or_path}'; "
+        from vsdcoder.suggest import did_you_mean
+
+        hint = did_you_mean(str(name_or_path), reg.codebooks)
+        raise UsageError(f"no codebook file or registered codebook named '{name_or_path}'{hint}; "
                          f"registered: {known} (see 'vsdcoder codebook list')")
     return load_codebook_file(entry.path, strict=strict)
 

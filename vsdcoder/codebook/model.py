@@ -8,15 +8,27 @@ that need the whole codebook (unique names, ``when`` references, examples) live 
 
 from __future__ import annotations
 
+import difflib
 import re
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 #: Field names the compiler uses in response models; dimensions may not take them.
 RESERVED_NAMES = frozenset({"relevant", "records", "quote", "rationale", "id", "text"})
 #: Suffix of the free-text field that goes with "Other (term)" codes.
 SPECIFY_SUFFIX = "_specify"
+#: Suffix of a dimension's own quote field (``evidence.per_dimension``).
+QUOTE_SUFFIX = "_quote"
 
 _IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
 _CODE_NAME = re.compile(r"^[^\s].*[^\s]$|^[^\s]$")
@@ -32,6 +44,21 @@ _MODEL_ATTRIBUTES = frozenset(
 )
 
 
+def _check_code_name(v: str) -> str:
+    if not _CODE_NAME.match(v) or "\n" in v or ";" in v:
+        raise ValueError(
+            "a code name must be one line, without ';' (it separates codes in CSV output); "
+            "rename it, e.g. 'work or school', and put the long wording in 'label'"
+        )
+    return v
+
+
+def _check_color(v: str | None) -> str | None:
+    if v is not None and not _COLOR.match(v):
+        raise ValueError("a colour is written '#RRGGBB' or '#RGB', e.g. '#1f77b4'")
+    return v
+
+
 def _check_guid(v: str | None) -> str | None:
     if v is not None and not _GUID.match(v):
         raise ValueError("a guid is a UUID such as '7b2a3c1e-4f5d-4e6a-9b8c-0d1e2f3a4b5c' "
@@ -43,18 +70,42 @@ class ShapeError(ValueError):
     """Problems found by a model validator, each tied to one key of the model.
 
     The loader reports each item at the position of its key (``dimensions[0].max_codes``)
-    rather than at the start of the model.
+    rather than at the start of the model. A key may also be a path below the model, as a
+    tuple (``("dimensions", 2, "scale")``).
     """
 
-    def __init__(self, items: list[tuple[str | None, str]]):
+    def __init__(self, items: list[tuple[str | int | tuple[str | int, ...] | None, str]]):
         self.items = items
         super().__init__("; ".join(msg for _, msg in items))
 
 
+def _did_you_mean(name: str, names: list[str]) -> str:
+    close = difflib.get_close_matches(name, names, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
 class Strict(BaseModel):
-    """Base for codebook models: unknown keys are errors, strings are stripped."""
+    """Base for codebook models: unknown keys are errors, strings are stripped.
+
+    Keys added to the language after its first release are left out of ``model_dump`` while
+    they have their default value (``_NEW_KEYS``), so that the ``codebook_hash`` of a codebook
+    that does not use them stays what it was.
+    """
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=False)
+
+    #: key -> its default; left out of dumps while it has that value.
+    _NEW_KEYS: ClassVar[dict[str, Any]] = {}
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler,
+              info: SerializationInfo) -> dict[str, Any]:
+        data = handler(self)
+        if isinstance(data, dict):
+            for key, default in self._NEW_KEYS.items():
+                if key in data and data[key] == default:
+                    del data[key]
+        return data  # type: ignore[no-any-return]
 
 
 class CodeExamples(Strict):
@@ -81,24 +132,20 @@ class Code(Strict):
     specify: bool = False
     color: str | None = None
     guid: str | None = None
+    quote: bool | None = None
     codes: list[Code] = Field(default_factory=list)
+
+    _NEW_KEYS: ClassVar[dict[str, Any]] = {"quote": None}
 
     @field_validator("name")
     @classmethod
     def _name_shape(cls, v: str) -> str:
-        if not _CODE_NAME.match(v) or "\n" in v or ";" in v:
-            raise ValueError(
-                "a code name must be one line, without ';' (it separates codes in CSV output); "
-                "rename it, e.g. 'work or school', and put the long wording in 'label'"
-            )
-        return v
+        return _check_code_name(v)
 
     @field_validator("color")
     @classmethod
     def _color_shape(cls, v: str | None) -> str | None:
-        if v is not None and not _COLOR.match(v):
-            raise ValueError("a colour is written '#RRGGBB' or '#RGB', e.g. '#1f77b4'")
-        return v
+        return _check_color(v)
 
     @field_validator("guid")
     @classmethod
@@ -140,6 +187,83 @@ class OtherOption(Strict):
     definition: str = "A code that is not in the list applies; name it in a short term."
 
 
+class ScaleLevel(Strict):
+    """One level of a shared ordinal scale (``scales:``), written once for every dimension.
+
+    ``quote: false`` says that an answer at this level needs no quote of its own (with
+    ``evidence.per_dimension``), e.g. the level ``none`` of an intensity scale.
+    """
+
+    name: str = Field(min_length=1, max_length=80)
+    label: str | None = None
+    definition: str | None = None
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    examples: CodeExamples = Field(default_factory=CodeExamples)
+    color: str | None = None
+    quote: bool | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name_shape(cls, v: str) -> str:
+        return _check_code_name(v)
+
+    @field_validator("color")
+    @classmethod
+    def _color_shape(cls, v: str | None) -> str | None:
+        return _check_color(v)
+
+    @field_validator("include", "exclude", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+
+class LevelWording(Strict):
+    """A dimension's own wording of a level of its scale (``levels: {weak: ...}``).
+
+    A text is the level's definition; a mapping replaces the keys it gives (and only those
+    are dumped: a key left out keeps the scale's wording).
+    """
+
+    label: str | None = None
+    definition: str | None = None
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    examples: CodeExamples = Field(default_factory=CodeExamples)
+    color: str | None = None
+    quote: bool | None = None
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler,
+              info: SerializationInfo) -> dict[str, Any]:
+        data = handler(self)
+        if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if k in self.model_fields_set}
+        return data  # type: ignore[no-any-return]
+
+    @field_validator("color")
+    @classmethod
+    def _color_shape(cls, v: str | None) -> str | None:
+        return _check_color(v)
+
+    @field_validator("include", "exclude", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+
+def _levels_from_text(v: Any) -> Any:
+    if isinstance(v, list):
+        return [{"name": x} if isinstance(x, str) else x for x in v]
+    return v
+
+
+#: A shared scale: its levels, low to high (a level may be written as its name alone). That it
+#: has two levels or more, each named once, is checked with the whole codebook.
+Scale = list[ScaleLevel]
+
+
 class When(Strict):
     """Condition of a gated (tiered) dimension.
 
@@ -168,7 +292,27 @@ class Dimension(Strict):
     other: OtherOption | None = None
     when: When | None = None
     max_codes: int | None = Field(default=None, ge=1)
+    scale: str | None = None
+    levels: dict[str, LevelWording] = Field(default_factory=dict)
     codes: list[Code] = Field(default_factory=list)
+
+    _NEW_KEYS: ClassVar[dict[str, Any]] = {"scale": None, "levels": {}}
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler,
+              info: SerializationInfo) -> dict[str, Any]:
+        data = Strict._dump(self, handler, info)
+        if self.scale is not None and isinstance(data, dict):
+            # the codes come from the scale (and 'levels'); a dump reads back as written
+            data.pop("codes", None)
+        return data
+
+    @field_validator("levels", mode="before")
+    @classmethod
+    def _text_is_definition(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: {"definition": x} if isinstance(x, str) else x for k, x in v.items()}
+        return v
 
     @field_validator("name")
     @classmethod
@@ -201,9 +345,19 @@ class Dimension(Strict):
                     problems.append((key, f"a 'text' dimension is answered in free text and takes "
                                           f"no '{key}'; remove '{key}', or use type 'single' or "
                                           "'multi'"))
+        elif self.scale is not None:
+            if self.codes:
+                problems.append(("scale", f"a dimension takes its codes from 'scale' or from "
+                                          f"'codes', not both; remove 'codes' to use the levels "
+                                          f"of scale '{self.scale}' (reword a level for this "
+                                          "dimension under 'levels'), or remove 'scale'"))
         elif not self.codes:
             problems.append(("codes", f"a '{self.type}' dimension needs a list of 'codes'; add "
                                       "them, or use 'type: text' for a free-text answer"))
+        if self.levels and self.scale is None:
+            problems.append(("levels", "'levels' rewords the levels of a shared scale and needs "
+                                       "'scale: NAME'; add 'scale', or put the wording in the "
+                                       "codes' 'definition'"))
         if self.max_codes is not None and self.type != "multi":
             problems.append(("max_codes", f"'max_codes' only applies to type 'multi', not "
                                           f"'{self.type}'; remove it or set 'type: multi'"))
@@ -291,11 +445,29 @@ class SegmentRules(Strict):
 
 
 class Evidence(Strict):
-    """What a ``unit: document`` answer carries as evidence."""
+    """What a ``unit: document`` answer carries as evidence.
+
+    ``per_dimension``: ``true`` gives every dimension with codes its own quote field
+    (``<dimension>_quote``), a list gives the dimensions named; independent of ``quote``, the
+    one quote of the whole answer.
+    """
 
     quote: bool = True
     quote_min_words: int = Field(default=1, ge=1)
     rationale: bool = False
+    per_dimension: bool | list[str] = False
+
+    _NEW_KEYS: ClassVar[dict[str, Any]] = {"per_dimension": False}
+
+    @field_validator("per_dimension", mode="before")
+    @classmethod
+    def _flag_or_names(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [v]
+        if isinstance(v, bool) or (isinstance(v, list) and all(isinstance(x, str) for x in v)):
+            return v
+        raise ValueError("'per_dimension' is true (a quote for every dimension with codes), "
+                         "false, or a list of dimension names, e.g. [support, advice]")
 
 
 class Example(Strict):
@@ -338,9 +510,19 @@ class Codebook(Strict):
     segment: SegmentRules | None = None
     evidence: Evidence = Field(default_factory=Evidence)
     relevance: Relevance | None = None
+    scales: dict[str, Scale] = Field(default_factory=dict)
     dimensions: list[Dimension] = Field(min_length=1)
     examples: list[Example] = Field(default_factory=list)
     sets: list[CodeSet] = Field(default_factory=list)
+
+    _NEW_KEYS: ClassVar[dict[str, Any]] = {"scales": {}}
+
+    @field_validator("scales", mode="before")
+    @classmethod
+    def _level_names(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: _levels_from_text(x) for k, x in v.items()}
+        return v
 
     @field_validator("name")
     @classmethod
@@ -373,12 +555,40 @@ class Codebook(Strict):
 
     @model_validator(mode="after")
     def _unit_rules(self) -> Codebook:
+        problems: list[tuple[Any, str]] = []
         if self.unit == "segment" and self.segment is None:
             self.segment = SegmentRules()
         if self.unit == "document" and self.segment is not None:
-            raise ShapeError([("segment", "'segment' rules only apply with 'unit: segment'; set "
-                                          "'unit: segment' or remove 'segment'")])
+            problems.append(("segment", "'segment' rules only apply with 'unit: segment'; set "
+                                        "'unit: segment' or remove 'segment'"))
+        if self.unit == "segment" and self.evidence.per_dimension not in (False, []):
+            problems.append((("evidence", "per_dimension"),
+                             "per-dimension quotes are for 'unit: document' answers; a segment "
+                             "record has its own quote already: remove 'per_dimension', or "
+                             "code one record per passage"))
+        self._resolve_scales()
+        if problems:
+            raise ShapeError(problems)
         return self
+
+    def _resolve_scales(self) -> None:
+        """Give each dimension with ``scale`` the scale's levels as its codes.
+
+        A dimension naming an unknown scale keeps no codes, and a wording of a level the scale
+        does not have is left out: both are errors of the whole-codebook checks, which report
+        them with every other problem.
+        """
+        for dim in self.dimensions:
+            if dim.scale is None or dim.codes or dim.scale not in self.scales:
+                continue
+            codes = []
+            for lv in self.scales[dim.scale]:
+                fields = lv.model_dump(exclude={"name"})
+                own = dim.levels.get(lv.name)
+                if own is not None:
+                    fields.update({k: getattr(own, k) for k in own.model_fields_set})
+                codes.append(Code(name=lv.name, **fields))
+            dim.codes = codes
 
     def dimension(self, name: str) -> Dimension:
         """The dimension called ``name`` (KeyError if there is none)."""
@@ -386,6 +596,19 @@ class Codebook(Strict):
             if d.name == name:
                 return d
         raise KeyError(name)
+
+    def quote_dimensions(self) -> list[str]:
+        """Dimensions with a quote of their own (``evidence.per_dimension``), in codebook order.
+
+        Only document codebooks have them; names of unknown or text dimensions are left out
+        (they are errors of the codebook checks).
+        """
+        per = self.evidence.per_dimension
+        if self.unit != "document" or per is False:
+            return []
+        wanted = None if per is True else set(per)
+        return [d.name for d in self.dimensions
+                if d.type != "text" and (wanted is None or d.name in wanted)]
 
     @property
     def quote_min_words(self) -> int:

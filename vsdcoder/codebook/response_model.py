@@ -7,7 +7,8 @@
 - ``text`` -> ``str``;
 - a dimension with "Other (term)" codes gets a ``<name>_specify`` text field;
 - ``unit: document`` -> one object (``relevant`` first when there is a relevance gate, then
-  ``quote``/``rationale`` as configured, then the dimensions);
+  ``quote``/``rationale`` as configured, then the dimensions, each dimension with a quote of
+  its own (``evidence.per_dimension``) preceded by ``<name>_quote``);
 - ``unit: segment`` -> ``{"records": [Record, ...]}``, each record with a verbatim ``quote``.
 
 Codebook rules that a JSON schema cannot express (gates, required answers, ``none`` alone,
@@ -36,10 +37,12 @@ from vsdcoder.codebook.answers import (
     AnswerRulesError,
     FieldMessage,
     check_codes,
+    check_dimension_quotes,
     check_dimension_value,
     check_quote,
+    quote_optional,
 )
-from vsdcoder.codebook.model import SPECIFY_SUFFIX, Codebook, Dimension
+from vsdcoder.codebook.model import QUOTE_SUFFIX, SPECIFY_SUFFIX, Codebook, Dimension
 
 
 class AnswerBase(BaseModel):
@@ -73,9 +76,12 @@ def _may_be_empty(codebook: Codebook, dim: Dimension) -> bool:
     )
 
 
-def _dimension_fields(codebook: Codebook) -> dict[str, Any]:
+def _dimension_fields(codebook: Codebook, quotes: list[str] | None = None) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for dim in codebook.dimensions:
+        if quotes and dim.name in quotes:
+            fields[dim.name + QUOTE_SUFFIX] = (Optional[str], Field(  # noqa: UP045
+                description=_dimension_quote_desc(codebook, dim)))
         nullable = _may_be_empty(codebook, dim)
         check = BeforeValidator(lambda v, _d=dim, _n=nullable: check_dimension_value(_d, v, _n))
         desc = _describe(dim)
@@ -145,7 +151,8 @@ def _document_model(codebook: Codebook) -> type[BaseModel]:
     if ev.rationale:
         fields["rationale"] = (Optional[str], Field(  # noqa: UP045
             description="One sentence explaining the codes"))
-    fields.update(_dimension_fields(codebook))
+    quotes = codebook.quote_dimensions()
+    fields.update(_dimension_fields(codebook, quotes))
 
     def _validate(self: BaseModel, info: ValidationInfo) -> BaseModel:
         values = self.__dict__
@@ -153,6 +160,8 @@ def _document_model(codebook: Codebook) -> type[BaseModel]:
         if gated and not values["relevant"]:
             given = [d.name for d in codebook.dimensions
                      if values.get(d.name) not in (None, [], "")]
+            given += [q + QUOTE_SUFFIX for q in quotes
+                      if values.get(q + QUOTE_SUFFIX) not in (None, "")]
             if given:
                 raise AnswerRulesError([FieldMessage(
                     "the text is marked not relevant, so it gets no codes: set "
@@ -162,6 +171,8 @@ def _document_model(codebook: Codebook) -> type[BaseModel]:
         errors = check_codes(codebook, values)
         if ev.quote and not _lenient(info):
             errors += check_quote(codebook, values.get("quote"), text)
+        if quotes and not _lenient(info):
+            errors += check_dimension_quotes(codebook, values, text)
         if errors:
             raise AnswerRulesError(errors)
         return self
@@ -229,6 +240,13 @@ def _segment_model(codebook: Codebook) -> type[BaseModel]:
 
 def _quote_desc(n: int) -> str:
     return f"A passage of at least {n} word{'s' if n != 1 else ''} copied verbatim from the text"
+
+
+def _dimension_quote_desc(codebook: Codebook, dim: Dimension) -> str:
+    optional = quote_optional(dim)
+    return (_quote_desc(codebook.evidence.quote_min_words) + f" that supports the answer to "
+            f"{dim.name}; null when {dim.name} is null"
+            + (" or " + " or ".join(optional) if optional else ""))
 
 
 #: Validation context used when pydantic's own ``context`` is not given. The engine sets it

@@ -45,12 +45,18 @@ def format_value(v: Any) -> str:
 
 
 def _evidence(ev: dict[str, Any] | None, dimension: str) -> tuple[str, str]:
-    """(quote, rationale) of a prediction on a unit; segment records joined with ' | '."""
+    """(quote, rationale) of a prediction on a unit; segment records joined with ' | '.
+
+    A document answer with quotes per dimension shows the dimension's own quote (records with
+    a ``dimension``), else the answer's quote.
+    """
     if not ev:
         return "", ""
-    if ev.get("records"):
+    records = [r for r in ev.get("records") or []
+               if isinstance(r, dict) and r.get("dimension") in (None, dimension)]
+    if records:
         quotes, rats = [], []
-        for rec in ev["records"]:
+        for rec in records:
             codes = (rec.get("codes") or {}).get(dimension)
             tag = f" [{format_value(codes)}]" if codes not in (None, [], "") else ""
             if rec.get("quote"):

@@ -967,9 +967,11 @@ def evaluate(
         seed: Seed of the resamples and of the permutation tests.
         permutations: Shuffles per code for the permutation test (0: none).
         level: Confidence level of the intervals.
-        gold_spans: A CSV of gold spans of a segment codebook (see
-            :func:`vsdcoder.reliability.spans.read_gold_spans`): each prediction's records are
-            then also scored by span overlap (``PredEval.span_overlap``, per dimension).
+        gold_spans: A CSV of gold spans (see
+            :func:`vsdcoder.reliability.spans.read_gold_spans`): each prediction's quotes
+            (segment records; a document answer's quote and its per-dimension quotes) are then
+            also scored by span overlap (``PredEval.span_overlap``, per dimension and code; "not
+            applicable" for a coder without quotes).
         min_overlap: The least IoU of a span match.
 
     Returns:
@@ -1062,13 +1064,13 @@ def evaluate(
                 notes.append(note)
         span_ov = None
         if spans is not None:
-            from vsdcoder.reliability.spans import records_from_evidence, span_scores
+            from vsdcoder.reliability.spans import span_overlap
 
-            recs = records_from_evidence(r.evidence.get(name, {}))
-            span_ov = {"unverified": recs.unverified,
-                       "dimensions": {d: span_scores(spans, recs, dimension=d,
-                                                     min_overlap=min_overlap, units=units)
-                                      for d in span_dims}}
+            span_ov = span_overlap(
+                spans, cb, r.evidence.get(name, {}),
+                {d.name: r.values.get(d.name, {}).get(name, {}) for d in cb.dimensions},
+                kind=r.coders.get(name), units=units, dimensions=span_dims,
+                min_overlap=min_overlap)
         out_preds.append(PredEval(
             name=name, kind=r.coders.get(name, "llm"), source=source,
             units={"evaluated": len(units), "gold": len(gold_units), "only_gold": only_gold,

@@ -1199,6 +1199,8 @@ def read_run(run: str | Path, codebook: Codebook | str | Path, name: str | None 
                     ev[k] = evidence[k]
             if src.get("rationale"):
                 ev["rationale"] = src["rationale"]
+            if src.get("records"):  # quotes per dimension (evidence.per_dimension)
+                ev["records"] = src["records"]
             spec = {k: v for k, v in codes.items() if k.endswith("_specify") and v}
             if spec:
                 ev["specify"] = spec

@@ -108,7 +108,7 @@ def print_report(report: EvalReport, console: Any = None, *, compact: bool = Fal
         console = make()
     s = report.settings
     cb = report.codebook
-    console.print(f"Evaluation against the {report.gold['reference']}; codebook "
+    console.print(f"Evaluation against {_against(report.gold['reference'])}; codebook "
                   f"{cb['name']} {cb['version']}; {report.gold['n_units']} gold units.",
                   markup=False, highlight=False)
     if s["bootstrap"]:
@@ -139,6 +139,87 @@ def _t(text: Any) -> Any:
     return Text("" if text is None else str(text))
 
 
+def _against(reference: str) -> str:
+    """``the gold coder 'x'``: the reference with one article ("the one human coder" has one)."""
+    return reference if reference.startswith("the ") else f"the {reference}"
+
+
+#: Cells a column takes beside its text: one space each side and a border.
+_EDGE = 3
+
+
+def _min_width(texts: Any) -> int:
+    """The narrowest a column of ``texts`` can be without breaking a word: its longest word."""
+    return max((len(w) for t in texts for w in str(t).split()), default=1)
+
+
+def _split_name(name: str, width: int) -> str:
+    """``name`` on lines of at most ``width``, broken only after '_', '-', '/' or a space.
+
+    A snake_case name is then never cut mid-word ("privacy_and_data_" / "protection"), as a
+    plain fold would ("privacy_and_data_protectio" / "n").
+    """
+    if len(name) <= width:
+        return name
+    import re
+
+    lines: list[str] = []
+    line = ""
+    for piece in re.findall(r"[^_\-/ ]+[_\-/ ]*|[_\-/ ]+", name):
+        if line and len(line) + len(piece.rstrip()) > width:
+            lines.append(line.rstrip())
+            line = ""
+        line += piece
+    lines.append(line.rstrip())
+    return "\n".join(lines)
+
+
+def _and(words: list[str]) -> str:
+    """``a, b and c``."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+def _fitted_table(console: Any, title: str, headers: list[str], rows: list[list[Any]],
+                  drop: tuple[str, ...] = ()) -> list[str]:
+    """Print a table whose first column holds names, fitted to the console's width.
+
+    The names are kept whole; when the longest does not fit beside the other columns at
+    their narrowest, the columns named in ``drop`` go, first to go first, and then names are
+    broken after '_', '-' or '/' (see :func:`_split_name`), never mid-word. Other cells wrap at
+    their spaces. Returns the headers of the columns left out.
+    """
+    from rich.table import Table
+
+    width = getattr(console, "width", 80) or 80
+    names = [str(r[0]) for r in rows]
+    longest = max([len(n) for n in names] + [len(headers[0])])
+    narrow = {h: _min_width([h, *(str(r[i]) for r in rows)])
+              for i, h in enumerate(headers) if i}
+    shown = list(narrow)
+
+    def room() -> int:
+        return width - 2 - _EDGE - sum(narrow[h] + _EDGE for h in shown)  # 1 cell spare
+
+    dropped = []
+    for h in drop:
+        if room() >= longest:
+            break
+        if h in shown:
+            shown.remove(h)
+            dropped.append(h)
+    name_w = max(8, min(longest, room()))
+    t = Table(title=_t(title), title_justify="left")
+    # a fixed width: rich would otherwise narrow the widest column first, i.e. the names
+    t.add_column(headers[0], overflow="fold", width=name_w)
+    keep = [i for i, h in enumerate(headers) if i and h in shown]
+    for i in keep:  # never narrower than its longest word: no header or value cut short
+        t.add_column(headers[i], justify="right", min_width=narrow[headers[i]])
+    for r in rows:
+        t.add_row(_t(_split_name(str(r[0]), name_w)), *(r[i] for i in keep))
+    console.print(t)
+    return dropped
+
+
 def _cell(m: MetricResult | None, wide: bool, ci: bool = True) -> str:
     s = fmt_metric(m, ci=False)
     if ci and m is not None and m.value is not None and m.ci is not None:
@@ -148,7 +229,6 @@ def _cell(m: MetricResult | None, wide: bool, ci: bool = True) -> str:
 
 def _print_pred(console: Any, report: EvalReport, p: PredEval, *, compact: bool,
                 codes: bool) -> None:
-    from rich.table import Table
 
     run = p.run
     extra = []
@@ -166,77 +246,72 @@ def _print_pred(console: Any, report: EvalReport, p: PredEval, *, compact: bool,
     width = getattr(console, "width", 80) or 80
     has_base = any(d.baseline for d in p.dimensions)
     wide = width >= _WIDE_DIM
-    t = Table(title=_t(f"{p.name} against the gold, per dimension"), title_justify="left")
-    for col in ("dimension", "n", "agreement", "kappa", "alpha", "AC1", "F1 macro"):
-        t.add_column(col, justify="left" if col == "dimension" else "right",
-                     overflow="fold" if col == "dimension" else "ellipsis")
-    base_cols = ("α humans", "κ human pairs", "κ LLM–human", "α LLM in place")
+    headers = ["dimension", "n", "agreement", "kappa", "alpha", "AC1", "F1 macro"]
+    base_cols = ["α humans", "κ human pairs", "κ LLM–human", "α LLM in place"]
     if has_base and wide:
-        for col in base_cols:
-            t.add_column(col, justify="right")
+        headers += base_cols
+    rows = []
     for d in p.dimensions:
-        row = [_t(_dim_label(d, short=True)), str(d.n)] + [
+        row = [_dim_label(d, short=True), str(d.n)] + [
             _cell(d.metrics.get(k), wide) for k in ("agreement", "kappa", "alpha", "ac1",
                                                      "f1_macro")]
         if has_base and wide:
             row += _base_cells(d.baseline, kappa=d.type != "multi", wide=True)
-        t.add_row(*row)
-    console.print(t)
+        rows.append(row)
+    # long dimension names on a narrow terminal: agreement and alpha (in the JSON and HTML
+    # reports) make room for them
+    left_out = _fitted_table(console, f"{p.name} against the gold, per dimension", headers,
+                             rows, drop=("agreement", "alpha", "AC1"))
+    if left_out:
+        console.print(f"  (per dimension, {_and(left_out)} are in the --json and --html "
+                      "reports; widen the terminal to see them here)", markup=False,
+                      highlight=False)
     if has_base and not wide:
-        bt = Table(title=_t(f"{p.name}: human baseline, per dimension"), title_justify="left")
-        bt.add_column("dimension")
-        for col in base_cols:
-            bt.add_column(col, justify="right")
-        for d in p.dimensions:
-            bt.add_row(_t(d.name), *_base_cells(d.baseline, kappa=d.type != "multi"))
-        console.print(bt)
+        _fitted_table(console, f"{p.name}: human baseline, per dimension",
+                      ["dimension", *base_cols],
+                      [[d.name, *_base_cells(d.baseline, kappa=d.type != "multi")]
+                       for d in p.dimensions])
     for line in _dim_notes(p):
         console.print(f"  {line}", markup=False, highlight=False)
     if not codes:
         return
     wide = width >= _WIDE_CODE
     # below 120 columns the per-code agreement and alpha (in the JSON and HTML reports) are left
-    # out so that the rest stays readable
+    # out so that the rest stays readable; long code names may need precision and recall gone too
     narrow = width < _NARROW
     shown = [k for k in ("agreement", "kappa", "alpha", "ac1")
              if not narrow or k in ("kappa", "ac1")]
-    if narrow and any(d.codes for d in p.dimensions):
-        console.print("  (per code, agreement and alpha are in the --json and --html reports; "
-                      "widen the terminal to see them here)", markup=False, highlight=False)
+    names = {"agreement": "agreement", "kappa": "kappa", "alpha": "alpha", "ac1": "AC1"}
+    left_out = [names[k] for k in ("agreement", "alpha") if k not in shown]
     for d in p.dimensions:
         if not d.codes:
             continue
-        ct = Table(title=_t(f"{p.name}: {_dim_label(d)}, per code (present vs absent)"),
-                   title_justify="left")
-        names = {"agreement": "agreement", "kappa": "kappa", "alpha": "alpha", "ac1": "AC1"}
-        for col in ("code", "gold", "pred", *(names[k] for k in shown), "precision", "recall",
-                    "F1", "p"):
-            ct.add_column(col, justify="left" if col == "code" else "right",
-                          overflow="fold" if col == "code" else "ellipsis")
+        headers = ["code", "gold", "pred", *(names[k] for k in shown), "precision", "recall",
+                   "F1", "p"]
         code_base = any(c.baseline for c in d.codes)
         if code_base and wide:
-            for col in base_cols[:3]:
-                ct.add_column(col, justify="right")
+            headers += base_cols[:3]
+        rows = []
         for c in d.codes:
             m = c.metrics
-            row = [_t(c.code), str(c.support), str(c.predicted),
+            row = [c.code, str(c.support), str(c.predicted),
                    *(_cell(m.get(k), wide) for k in shown),
                    _cell(m.get("precision"), wide, ci=False),
                    _cell(m.get("recall"), wide, ci=False), _cell(m.get("f1"), wide),
                    _fmt_p(c.p_value)]
             if code_base and wide:
                 row += _base_cells(c.baseline, kappa=True, wide=True)[:3]
-            ct.add_row(*row)
-        console.print(ct)
+            rows.append(row)
+        gone = _fitted_table(console, f"{p.name}: {_dim_label(d)}, per code (present vs absent)",
+                             headers, rows, drop=("precision", "recall", "AC1"))
+        left_out += [h for h in gone if h not in left_out]
         if code_base and not wide:
-            bt = Table(title=_t(f"{p.name}: {d.name}, human baseline per code"),
-                       title_justify="left")
-            bt.add_column("code")
-            for col in base_cols[:3]:
-                bt.add_column(col, justify="right")
-            for c in d.codes:
-                bt.add_row(_t(c.code), *_base_cells(c.baseline, kappa=True)[:3])
-            console.print(bt)
+            _fitted_table(console, f"{p.name}: {d.name}, human baseline per code",
+                          ["code", *base_cols[:3]],
+                          [[c.code, *_base_cells(c.baseline, kappa=True)[:3]] for c in d.codes])
+    if left_out and any(d.codes for d in p.dimensions):
+        console.print(f"  (per code, {_and(left_out)} are in the --json and --html reports; "
+                      "widen the terminal to see them here)", markup=False, highlight=False)
 
 
 def _dim_notes(p: PredEval) -> list[str]:
@@ -279,11 +354,17 @@ def _base_cells(b: Baseline | None, kappa: bool, wide: bool = False) -> list[str
 def _print_leaderboard(console: Any, report: EvalReport) -> None:
     from rich.table import Table
 
-    wide = (getattr(console, "width", 80) or 80) >= 150
+    width = getattr(console, "width", 80) or 80
+    wide = width >= 150
     t = Table(title="Leaderboard (means over the dimensions)", title_justify="left")
+    keep = {"coder": min(_min_width([r["name"] for r in report.leaderboard] + ["coder"]),
+                         max(12, width // 4)),
+            "model": min(_min_width([r["model"] or DASH for r in report.leaderboard]
+                                    + ["model"]), max(12, width // 4))}
     for col in ("#", "coder", "model", "n", "alpha", "kappa", "F1 macro", "cost", "time",
                 "failed"):
-        t.add_column(col, justify="left" if col in ("coder", "model") else "right")
+        t.add_column(col, justify="left" if col in keep else "right",
+                     overflow="fold" if col in keep else "ellipsis", min_width=keep.get(col))
     for i, r in enumerate(report.leaderboard, 1):
         t.add_row(str(i), _t(r["name"]), _t(r["model"] or DASH), str(r["n"]),
                   _cell(_m(r["alpha_mean"]), wide), _cell(_m(r["kappa_mean"]), wide),
@@ -539,6 +620,8 @@ def _html_pred(report: EvalReport, p: PredEval) -> str:
     if p.problems:
         out.append('<ul class="problems">' + "".join(f"<li>{_e(x)}</li>" for x in p.problems)
                    + "</ul>")
+    if p.span_overlap is not None:
+        out.append(_html_spans(p))
     for d in p.dimensions:
         out.append(f"<h3>{_e(_dim_label(d))}</h3>")
         out.append(f'<p class="meta">n = {d.n} of {d.n_scope} units in scope</p>')
@@ -589,6 +672,36 @@ def _html_pred(report: EvalReport, p: PredEval) -> str:
     return "".join(out)
 
 
+def span_summary(ov: dict[str, Any]) -> str:
+    """One line on a prediction's span overlap.
+
+    The quotes scored and unverified, or why span overlap does not apply.
+    """
+    if not ov.get("applicable", True):
+        return f"not applicable: {ov.get('reason')}"
+    unverified, skipped = ov.get("unverified", 0), ov.get("skipped", ov.get("unverified", 0))
+    quotes = ov.get("quotes")
+    head = f"{quotes - skipped} quote(s) scored; " if quotes is not None else ""
+    return (f"{head}{unverified} unverified quote(s), {skipped} of them not found in the text "
+            "and skipped")
+
+
+def _html_spans(p: PredEval) -> str:
+    """The span overlap of one prediction: a table per dimension, or why it does not apply."""
+    ov = p.span_overlap or {}
+    out = [f'<h3 id="{_e(p.name)}-spans">Span overlap with the gold spans</h3>',
+           f'<p class="meta">{_e(span_summary(ov))}</p>']
+    head = ["code", "gold", "pred", "matched", "precision", "recall", "F1", "mean IoU"]
+    for dim, sc in (ov.get("dimensions") or {}).items():
+        rows = [[code, str(c["gold"]), str(c["predicted"]), str(c["matched"]),
+                 *(fmt_value(c[k], 3) for k in ("precision", "recall", "f1", "mean_iou"))]
+                for code, c in [*sc["codes"].items(), ("(micro)", sc["micro"])]]
+        out.append(f'<p class="meta">{_e(dim)}: matched at IoU &ge; {_e(sc["min_overlap"])}, '
+                   f'{sc["n_units"]} units</p>')
+        out.append(_table(head, rows))
+    return "".join(out)
+
+
 def _html_leaderboard(report: EvalReport) -> str:
     rows = []
     for i, r in enumerate(report.leaderboard, 1):
@@ -621,7 +734,7 @@ def render_html(report: EvalReport) -> str:
              f"<title>vsdcoder evaluation: {_e(cb['name'])}</title>",
              f"<style>{_CSS}</style></head><body>",
              f"<h1>Evaluation: codebook {_e(cb['name'])} {_e(cb['version'])}</h1>",
-             f'<p class="meta">Against the {_e(report.gold["reference"])}; '
+             f'<p class="meta">Against {_e(_against(report.gold["reference"]))}; '
              f"{report.gold['n_units']} gold units"
              + (f" from {_e(report.gold['source'])}" if report.gold.get("source") else "")
              + f". {s['ci_level']:.0%} confidence intervals: percentile bootstrap over units, "

@@ -1,15 +1,24 @@
-"""Span overlap of segment codes: predicted records against gold spans.
+"""Span overlap of coded quotes: predicted quotes against gold spans, per dimension and code.
 
-For segment codebooks the gold may give, per unit, character spans with a code
-(``read_gold_spans``: a CSV with ``id``, ``code``, ``start``, ``end`` and optionally
-``dimension`` and a coder column; offsets into the unit's text, ``end`` exclusive). A gold span
-of code *c* is matched by a predicted record of the same unit that has *c* in the dimension and
-whose ``[start, end)`` overlaps the span with character-level IoU (intersection over union) of at
-least ``min_overlap``. Matching is one-to-one and greedy by IoU (highest first), per unit and
-code. From the matches: precision (matched predicted records / predicted records), recall
-(matched gold spans / gold spans) and F1 per code, micro over codes, and the mean IoU of the
-matches. Predicted records whose quote was not found in the text (``start`` is None) have no
-offsets: they are skipped and counted (``unverified``).
+The gold may give, per unit, character spans with a code (``read_gold_spans``: a CSV with
+``id``, ``code``, ``start``, ``end`` and optionally ``dimension`` and a coder column; offsets
+into the unit's text, ``end`` exclusive). The prediction's quotes are records ``{"start",
+"end", "codes": {dimension: code(s)}}``:
+
+- segment codebooks: each record with its quote;
+- document codebooks: the answer's ``quote`` with the codes of every dimension that has no
+  quote of its own, and each per-dimension quote (``evidence.per_dimension``) with its own
+  dimension's code only.
+
+A gold span of code *c* is matched by a predicted record of the same unit that has *c* in the
+dimension and whose ``[start, end)`` overlaps the span with character-level IoU (intersection
+over union) of at least ``min_overlap``. Matching is one-to-one and greedy by IoU (highest
+first), per unit and code. From the matches: precision (matched predicted records / predicted
+records), recall (matched gold spans / gold spans) and F1 per code, micro over codes, and the
+mean IoU of the matches. Quotes are counted as read; ``unverified`` ones failed the quote check
+(not found in the text, or too short), and those without offsets (not found) are skipped.
+A coder without quotes (a supervised baseline, a codebook that asks for none) is "not
+applicable" (:func:`span_overlap`).
 """
 
 from __future__ import annotations
@@ -37,15 +46,30 @@ class Span:
 
 
 class PredRecords(dict):
-    """Unit id -> list of records ({"start", "end", "codes"}).
+    """Unit id -> list of records ({"start", "end", "codes"}) with offsets.
 
-    ``unverified``: how many records had no offsets (quote not found in the text) and were
-    skipped.
+    ``quotes``: the quotes read; ``unverified``: those that failed the quote check (not found in
+    the text, or shorter than the minimum); ``skipped``: those without offsets (not found), left
+    out of the records.
     """
 
     def __init__(self) -> None:
         super().__init__()
+        self.quotes = 0
         self.unverified = 0
+        self.skipped = 0
+
+    def add(self, unit: str, record: Mapping[str, Any]) -> None:
+        """Count one quote of ``unit`` and keep it when it has offsets."""
+        recs = self.setdefault(unit, [])
+        self.quotes += 1
+        no_offsets = record.get("start") is None or record.get("end") is None
+        if no_offsets or record.get("quote_verified") is False:
+            self.unverified += 1
+        if no_offsets:
+            self.skipped += 1
+            return
+        recs.append(record)
 
 
 def read_gold_spans(path: str | Path, *, id_col: str = "id", dimension_col: str = "dimension",
@@ -185,27 +209,54 @@ def span_scores(gold_spans: Mapping[str, Iterable[Span]],
             "codes": codes, "micro": _prf(*tot, [v for c in ious for v in ious[c]])}
 
 
-def records_from_evidence(evidence: Mapping[str, Mapping[str, Any]]) -> PredRecords:
-    """Unit id -> records with offsets, from ``Ratings.evidence[coder]`` of a segment run."""
+def records_from_evidence(evidence: Mapping[str, Mapping[str, Any]],
+                          values: Mapping[str, Mapping[str, Any]] | None = None,
+                          codebook: Any = None,
+                          units: Iterable[str] | None = None) -> PredRecords:
+    """Unit id -> records with offsets, from one coder's evidence.
+
+    The evidence is ``Ratings.evidence[coder]``, or the lines of ``codes.jsonl``.
+
+    Args:
+        evidence: unit -> evidence: ``{"records": [...]}`` (segments, and per-dimension quotes
+            of documents) and/or ``{"quote", "start", "end", "quote_verified"}`` (a document
+            answer's quote).
+        values: dimension -> unit -> the coder's value (``Ratings.values[dim][coder]``): the
+            codes a document answer's quote supports. Without it, an answer's quote is read
+            only where its evidence carries ``codes``.
+        codebook: Tells which dimensions have quotes of their own (their values are not
+            credited to the answer's quote); without it, those of the unit's records.
+        units: The units read (default: every unit of ``evidence``).
+    """
     out = PredRecords()
-    for uid, ev in evidence.items():
-        recs = []
-        for rec in (ev or {}).get("records") or []:
-            if not isinstance(rec, Mapping):
-                continue
-            if rec.get("start") is None or rec.get("end") is None:
-                out.unverified += 1
-                continue
-            recs.append(rec)
-        out[str(uid)] = recs
+    own = set(codebook.quote_dimensions()) if codebook is not None and hasattr(
+        codebook, "quote_dimensions") else None
+    for uid in (evidence if units is None else units):
+        ev = evidence.get(uid) or {}
+        uid = str(uid)
+        out.setdefault(uid, [])
+        records = [r for r in ev.get("records") or [] if isinstance(r, Mapping)]
+        if ev.get("quote") or ev.get("start") is not None:  # a document answer's quote
+            by_dim = {r.get("dimension") for r in records if r.get("dimension")}
+            skip = own if own is not None else by_dim
+            if values is not None:
+                codes = {d: by_unit.get(uid) for d, by_unit in values.items() if d not in skip}
+            else:
+                codes = {d: v for d, v in (ev.get("codes") or {}).items() if d not in skip}
+            out.add(uid, {"quote": ev.get("quote"), "start": ev.get("start"),
+                          "end": ev.get("end"), "quote_verified": ev.get("quote_verified"),
+                          "codes": codes})
+        for rec in records:
+            out.add(uid, rec)
     return out
 
 
-def pred_records_from_run(run_dir: str | Path) -> PredRecords:
+def pred_records_from_run(run_dir: str | Path, codebook: Any = None) -> PredRecords:
     """Unit id -> records with offsets, from a run directory's ``codes.jsonl`` (or the file).
 
-    Only coded units are read (a duplicate unit takes the records of its first copy); records
-    without offsets are skipped and counted in ``.unverified``.
+    Only coded units are read (a duplicate unit takes the records of its first copy); quotes
+    without offsets are skipped and counted (see :class:`PredRecords`). Document answers give
+    their quote and their per-dimension quotes (see :func:`records_from_evidence`).
     """
     p = Path(run_dir)
     path = p / "codes.jsonl" if p.is_dir() else p
@@ -220,9 +271,47 @@ def pred_records_from_run(run_dir: str | Path) -> PredRecords:
         src = obj
         if obj.get("status") == "duplicate" and obj.get("duplicate_of") in lines:
             src = lines[obj["duplicate_of"]]
-        if src.get("status", "coded") == "coded":
-            ev[uid] = {"records": src.get("records") or []}
-    return records_from_evidence(ev)
+        if src.get("status", "coded") != "coded":
+            continue
+        ev[uid] = {"records": src.get("records") or []}
+        quote = src.get("evidence")
+        if isinstance(quote, Mapping):
+            ev[uid].update(quote, codes=src.get("codes") or {})
+    return records_from_evidence(ev, codebook=codebook)
+
+
+def not_applicable(codebook: Any, kind: str | None) -> str | None:
+    """Why span overlap does not apply to a coder of ``kind`` (None when it does)."""
+    if kind == "baseline":
+        return "a supervised baseline gives codes without quotes"
+    if getattr(codebook, "unit", "segment") == "document" and not codebook.evidence.quote \
+            and not codebook.quote_dimensions():
+        return "the codebook asks for no quotes (evidence.quote: false, no per_dimension)"
+    return None
+
+
+def span_overlap(gold_spans: Mapping[str, Iterable[Span]], codebook: Any,
+                 evidence: Mapping[str, Mapping[str, Any]],
+                 values: Mapping[str, Mapping[str, Any]] | None, *, kind: str | None = None,
+                 units: Iterable[str], dimensions: Iterable[str] | None = None,
+                 min_overlap: float = 0.5) -> dict[str, Any]:
+    """Span overlap of one coder's quotes on ``units``, per dimension (``PredEval.span_overlap``).
+
+    Returns ``{"applicable": true, "reason": null, "quotes", "unverified", "skipped",
+    "dimensions": {dim: span_scores(...)}}``, or ``{"applicable": false, "reason": why, ...}``
+    with no dimensions for a coder without quotes.
+    """
+    units = list(units)
+    dims = list(dimensions) if dimensions is not None else span_dimensions(gold_spans, codebook)
+    why = not_applicable(codebook, kind)
+    if why is not None:
+        return {"applicable": False, "reason": why, "quotes": 0, "unverified": 0, "skipped": 0,
+                "dimensions": {}}
+    recs = records_from_evidence(evidence, values, codebook, units)
+    return {"applicable": True, "reason": None, "quotes": recs.quotes,
+            "unverified": recs.unverified, "skipped": recs.skipped,
+            "dimensions": {d: span_scores(gold_spans, recs, dimension=d,
+                                          min_overlap=min_overlap, units=units) for d in dims}}
 
 
 def span_dimensions(gold_spans: Mapping[str, Iterable[Span]], codebook: Any) -> list[str]:
@@ -234,5 +323,6 @@ def span_dimensions(gold_spans: Mapping[str, Iterable[Span]], codebook: Any) -> 
     return dims
 
 
-__all__ = ["PredRecords", "Span", "iou", "pred_records_from_run", "read_gold_spans",
-           "records_from_evidence", "span_dimensions", "span_scores"]
+__all__ = ["PredRecords", "Span", "iou", "not_applicable", "pred_records_from_run",
+           "read_gold_spans", "records_from_evidence", "span_dimensions", "span_overlap",
+           "span_scores"]
