@@ -46,6 +46,22 @@ def need_shared(*parts: str) -> Path:
     return shared_root().joinpath(*parts)
 
 
+#: Set (to anything but "" or "0") to turn skips of tests that need root and mount namespaces
+#: into failures: .ci/run sets it, because CI runs as root and must run them.
+PRIVILEGED_ENV = "VSDCODER_REQUIRE_PRIVILEGED"
+
+
+def skip_unprivileged(why: str) -> None:
+    """Skip a test that needs privileges this machine does not give (fail it under CI).
+
+    Args:
+        why: What is missing, e.g. "needs root and `unshare -m` to mount a tmpfs: uid 1000".
+    """
+    if os.environ.get(PRIVILEGED_ENV, "") not in ("", "0"):
+        pytest.fail(f"{why} ({PRIVILEGED_ENV} is set: this machine must run it)")
+    pytest.skip(why)
+
+
 @pytest.fixture
 def root() -> Path:
     return ROOT

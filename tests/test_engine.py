@@ -555,11 +555,14 @@ def test_timeouts_are_retried(tmp_path):
     def responder(req, srv):
         t = unit_text(req)
         if t.startswith("never") or srv.hits[t] == 1:
-            return Reply(completion(req, {"quote": "my boss", "stressor": "work"}), delay=1.2)
+            # held until the client gives up: a timeout however slow the machine
+            return Reply(completion(req, {"quote": "my boss", "stressor": "work"}), delay=60,
+                         until_hangup=True)
         return answer(req)
 
     with FakeOpenAI(responder) as srv:
-        summary = run(data, srv, tmp_path / "run", timeout=0.4, http_retries=1)
+        # long enough that a loaded machine never gives up on the prompt second answer
+        summary = run(data, srv, tmp_path / "run", timeout=2.0, http_retries=1)
     assert summary.counts == {"coded": 1, "failed": 1}
     lines = {ln["id"]: ln for ln in read_jsonl(tmp_path / "run" / "codes.jsonl")}
     assert lines["slow"]["status"] == "coded"
@@ -602,15 +605,19 @@ def test_provider_401_stops_the_run(tmp_path):
 
 def test_concurrency_bounds_requests_in_flight(tmp_path):
     data = write_csv(tmp_path / "d.csv", [(str(i), f"unit {i} my boss shouts") for i in range(12)])
-    lock = threading.Lock()
+    cond = threading.Condition()
     state = {"now": 0, "max": 0}
 
     def responder(req, srv):
-        with lock:
+        with cond:
             state["now"] += 1
             state["max"] = max(state["max"], state["now"])
+            cond.notify_all()
+            # the first requests wait (at most 10 s) until three are in flight, so the bound is
+            # reached however late a loaded machine sends them
+            cond.wait_for(lambda: state["max"] >= 3, timeout=10)
         time.sleep(0.15)
-        with lock:
+        with cond:
             state["now"] -= 1
         return answer(req)
 
@@ -633,8 +640,12 @@ def test_rpm_spaces_requests(tmp_path):
         summary = run(data, srv, tmp_path / "run", concurrency=6, rpm=300)  # one per 0.2 s
     assert summary.counts == {"coded": 6}
     assert len(times) == 6
-    assert times[-1] - times[0] >= 5 * 0.2 * 0.9
-    gaps = [b - a for a, b in itertools.pairwise(times)]
+    # when the engine sent each request: the server's clock would add the delivery jitter of
+    # a loaded machine (a late request and a prompt one arrive closer than they were sent)
+    sent = sorted(t for (t,) in query(tmp_path / "run", "SELECT started FROM calls"))
+    assert len(sent) == 6
+    assert sent[-1] - sent[0] >= 5 * 0.2 * 0.9
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
     assert min(gaps) >= 0.15
 
 

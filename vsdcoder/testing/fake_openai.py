@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import selectors
 import socket
 import threading
 import time
@@ -27,13 +28,20 @@ from typing import Any
 
 @dataclass
 class Reply:
-    """What the server sends back: a JSON body (or raw text), a status, headers and a delay."""
+    """What the server sends back: a JSON body (or raw text), a status, headers and a delay.
+
+    With ``until_hangup`` the reply is held back until the client hangs up (gives up on the
+    request), for at most ``delay`` seconds: a client that timed out never gets it, however
+    late its event loop noticed its timer, so a scripted timeout is a timeout on any machine.
+    A client still waiting after ``delay`` seconds gets the reply then (late).
+    """
 
     body: Any = None
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     raw: str | None = None
+    until_hangup: bool = False
 
 
 def user_text(request: dict[str, Any]) -> str:
@@ -181,8 +189,28 @@ class FakeOpenAI:
                 # algorithm and the client's delayed ACK add ~40 ms to every response
                 self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+            def _hung_up(self, limit: float) -> bool:
+                """Wait up to ``limit`` s for the client to close the connection; did it?"""
+                deadline = time.monotonic() + limit
+                with selectors.DefaultSelector() as sel:
+                    sel.register(self.connection, selectors.EVENT_READ)
+                    while (left := deadline - time.monotonic()) > 0:
+                        if not sel.select(left):
+                            return False
+                        try:
+                            if self.connection.recv(1, socket.MSG_PEEK) == b"":
+                                return True  # end of file: the client closed the connection
+                        except OSError:  # reset by the client
+                            return True
+                        time.sleep(0.01)  # bytes of another request: not a hang-up
+                return False
+
             def _send(self, reply: Reply) -> None:
-                if reply.delay:
+                if reply.delay and reply.until_hangup:
+                    if self._hung_up(reply.delay):
+                        self.close_connection = True
+                        return
+                elif reply.delay:
                     time.sleep(reply.delay)
                 data = (reply.raw if reply.raw is not None else json.dumps(reply.body)).encode()
                 try:

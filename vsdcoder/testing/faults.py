@@ -8,8 +8,9 @@ kind                what the server sends
 ==================  ==========================================================================
 ``rate_limit``      429 with a small ``Retry-After``
 ``server_error``    500, 502 or 503
-``timeout``         a correct answer, but only after ``timeout_delay`` seconds (set it longer
-                    than the client's timeout)
+``timeout``         a correct answer, held back until the client gives up and hangs up, so it
+                    never reaches a client that timed out (at most ``timeout_delay`` seconds:
+                    set it longer than the client's timeout)
 ``malformed_body``  HTTP 200 whose body is not JSON (truncated)
 ``malformed_json``  a completion whose answer is not valid JSON
 ``schema``          a completion whose answer breaks the schema: an unknown code or a missing
@@ -214,7 +215,8 @@ class FaultInjector:
         seed: Seed of the fault choice.
         rate: Probability that a request gets a fault.
         kinds: Which faults to inject (default: all of :data:`FAULT_KINDS`, equally likely).
-        timeout_delay: Seconds a ``timeout`` reply waits; longer than the client's timeout.
+        timeout_delay: Longest a ``timeout`` reply waits for the client to hang up (then it
+            is sent, late); longer than the client's timeout.
         retry_after: The ``Retry-After`` value (seconds) of a 429.
         latency: Delay of every other reply, in seconds.
         answer: Builds the correct answer of a request (default :func:`valid_answer`).
@@ -280,7 +282,8 @@ class FaultInjector:
                          delay=self.latency), ""
         answer = self.answer(request)
         if kind == "timeout":
-            return Reply(completion(request, answer), delay=self.timeout_delay), ""
+            return Reply(completion(request, answer), delay=self.timeout_delay,
+                         until_hangup=True), ""
         if kind == "malformed_json":
             raw = completion(request, answer)
             body = raw["choices"][0]["message"]
