@@ -196,25 +196,32 @@ def test_quote_validation_and_reasks_run_on_the_redacted_text(tmp_path):
     assert ln["evidence"]["quote"] == "me at jake.miller@example.com every"
 
 
-def test_key_file_is_owner_only_saved_before_sending_and_never_in_the_cache(tmp_path):
+def test_key_is_owner_only_saved_with_each_unit_and_never_in_the_cache(tmp_path):
     data = write_data(tmp_path / "d.csv")
     out = tmp_path / "run"
-    seen: list[bool] = []
+    seen: list[tuple[set[str], set[str]]] = []
 
     def script(req, srv):
-        key = out / "pseudonyms.json"
-        seen.append(key.exists() and all(PLACEHOLDER.fullmatch(p) is None or p in
-                                         key.read_text(encoding="utf-8")
-                                         for p in PLACEHOLDER.findall(unit_text(req))))
+        # mid-run: every placeholder in a stored request is in the stored key
+        if (out / "run.db").exists():
+            con = sqlite3.connect(out / "run.db")
+            try:
+                sent_ = {p for (r,) in con.execute("SELECT request FROM calls")
+                         for p in PLACEHOLDER.findall(r or "")}
+                keys = {r[0] for r in con.execute("SELECT placeholder FROM pseudonyms")}
+            finally:
+                con.close()
+            seen.append((sent_, keys))
         return responder(req, srv)
 
     with FakeOpenAI(script) as srv:
-        run(data, srv, out, redact="patterns")
-    assert seen and all(seen)  # every placeholder sent was already in the saved key
-    key = out / "pseudonyms.json"
-    assert stat.S_IMODE(key.stat().st_mode) == 0o600
-    saved = json.loads(key.read_text(encoding="utf-8"))
-    surfaces = {e["placeholder"]: e["surface"] for e in saved["entities"]}
+        run(data, srv, out, redact="patterns", concurrency=1)
+    assert len(seen) == 4 and all(s <= k for s, k in seen)
+    assert seen[-1][0]  # units with placeholders were stored before the last request
+    assert not (out / "pseudonyms.json").exists()
+    for p in _db_files(out):
+        assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+    surfaces = dict(query(out, "SELECT placeholder, surface FROM pseudonyms"))
     assert surfaces["<EMAIL_1>"] == "jake.miller@example.com"
     assert surfaces["<PHONE_2>"] == "07700 900456"
     # the cache holds only what the model saw and said: no identifier, no key
@@ -224,7 +231,7 @@ def test_key_file_is_owner_only_saved_before_sending_and_never_in_the_cache(tmp_
     # no API key anywhere
     assert leaks(files_under(out, tmp_path / "cache"), [KEY, "sk-PLANTED"]) == []
     m = json.loads((out / "manifest.json").read_text())
-    assert m["privacy"]["key_file"] == "pseudonyms.json"
+    assert m["privacy"]["key_file"] == "run.db" and m["privacy"]["key_table"] == "pseudonyms"
 
 
 def test_redaction_counts_per_call_unit_and_manifest(tmp_path):
@@ -292,8 +299,9 @@ def test_redacted_output_leaves_no_identifier_in_any_file(tmp_path):
     assert any(p.name == "run.db" for p in files)
     assert leaks(files, [*PLANTED, KEY]) == []
     assert not (out / "pseudonyms.json").exists()  # no key is kept
-    counters = json.loads((out / "pseudonym-counters.json").read_text())
-    assert counters["counters"]["EMAIL"] == 1 and counters["counters"]["PHONE"] == 2
+    assert query(out, "SELECT COUNT(*) FROM pseudonyms") == [(0,)]
+    counters = dict(query(out, "SELECT type, n FROM pseudonym_counters"))
+    assert counters["EMAIL"] == 1 and counters["PHONE"] == 2
     lines = read_jsonl(out / "codes.jsonl")
     texts = dict(query(out, "SELECT id, text FROM units"))
     ev = lines["u1"]["evidence"]
@@ -562,21 +570,23 @@ def test_runs_purge_removes_texts_quotes_and_key(tmp_path, capsys):
         run(data, srv, out, redact="patterns")
     (out / "codes.csv.tmp").write_text("left over")
     assert leaks(_db_files(out), [TEXTS["u4"], "jake.miller@example.com"])  # there before
-    assert (out / "pseudonyms.json").exists()
+    (n_keys,), = query(out, "SELECT COUNT(*) FROM pseudonyms")
+    assert n_keys >= 5
 
     # without --yes and without a terminal: refused, nothing touched
     rc = main(["runs", "purge", str(out)])
     _, err = capsys.readouterr()
     assert rc == 2 and "--yes" in err
-    assert (out / "pseudonyms.json").exists()
+    assert query(out, "SELECT COUNT(*) FROM pseudonyms") == [(n_keys,)]
     assert main(["runs", "purge", str(tmp_path / "nope"), "--yes"]) == 2
     capsys.readouterr()
 
     rc = main(["runs", "purge", str(out), "--yes"])
     outp, err = capsys.readouterr()
     assert rc == 0, err
-    assert "pseudonyms.json deleted" in outp
-    assert not (out / "pseudonyms.json").exists() and not (out / "codes.csv.tmp").exists()
+    assert "pseudonym key deleted" in outp
+    assert query(out, "SELECT COUNT(*) FROM pseudonyms") == [(0,)]
+    assert not (out / "codes.csv.tmp").exists()
     needles = [*TEXTS.values(), "jake.miller@example.com", "quietfox_22", "me at jake",
                "just feel"]
     assert leaks(files_under(out), needles) == []

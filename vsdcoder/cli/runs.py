@@ -1,4 +1,4 @@
-"""``vsdcoder runs ...``: list and inspect run directories."""
+"""``vsdcoder runs ...``: list, inspect and purge run directories; export a run's pseudonym key."""
 
 from __future__ import annotations
 
@@ -101,7 +101,8 @@ def show_cmd(
             parts.append(f"redact {','.join(pv['redact'])}: {pv.get('units_redacted', 0)} "
                          f"unit(s) redacted ({counts or 'nothing found'})")
             parts.append("redacted output only" if pv.get("redacted_output")
-                         else f"key {pv.get('key_file')}")
+                         else f"key {pv.get('key_file')}"
+                         + (f" (table {pv['key_table']})" if pv.get("key_table") else ""))
         if pv.get("local_only"):
             parts.append("local only")
         out.print("privacy  " + "; ".join(parts), markup=False)
@@ -115,35 +116,121 @@ def show_cmd(
 def purge_cmd(
     run_dir: Path = typer.Argument(..., help="A run directory."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    cache_dir: Path | None = typer.Option(
+        None, "--cache-dir", help="The response cache to remove the run's entries from "
+        "(default: $VSDCODER_CACHE_DIR or the user cache directory)."),
+    keep_cache: bool = typer.Option(False, "--keep-cache",
+                                    help="Leave the run's entries in the response cache."),
 ) -> None:
-    """Remove a run's stored texts and its pseudonym key; codes and offsets stay.
+    """Remove a run's stored texts, answers and pseudonym key; codes and offsets stay.
 
-    Removes from run.db the texts, contexts, requests, responses and parsed answers, and the
-    quotes, rationales and error details of every unit (then rebuilds the file so no old page
-    keeps them); removes the quotes and rationales from codes.jsonl and codes.csv; deletes
-    pseudonyms.json (the key to the placeholders) and leftover temporary files; and records
-    the purge in manifest.json. It cannot be undone. The shared response cache is not touched.
+    Removes from run.db the texts, contexts, requests, responses and parsed answers, the
+    batch requests and their answers, the quotes, rationales and error details of every unit,
+    and the key to the pseudonyms (then rebuilds the file so no old page keeps them); removes
+    the quotes and rationales from codes.jsonl and codes.csv; deletes leftover temporary
+    files; removes from the shared response cache the answers to the run's requests (unless
+    --keep-cache); and records the purge in manifest.json. It cannot be undone.
     """
     import sys
 
     from vsdcoder.errors import UsageError
+    from vsdcoder.store.purge import check_run_dir
 
-    m = _manifest(run_dir)
-    if m is None or not (run_dir / "run.db").is_file():
-        raise UsageError(f"{run_dir}: not a run directory (no manifest.json and run.db)")
+    check_run_dir(run_dir)
+    if _manifest(run_dir) is None:
+        raise UsageError(f"{run_dir}: not a run directory (no readable manifest.json)")
+    if cache_dir is not None and not cache_dir.is_dir():
+        raise UsageError(f"--cache-dir {cache_dir}: no such directory")
     if not yes:
         if not sys.stdin.isatty():
             raise UsageError(f"purging {run_dir} cannot be undone; pass --yes to confirm "
                              "(no terminal to ask on)")
-        typer.confirm(f"Remove the stored texts, quotes and pseudonym key of {run_dir}? "
+        typer.confirm(f"Remove the stored texts, answers, quotes and pseudonym key of "
+                      f"{run_dir}{'' if keep_cache else ' and its response cache entries'}? "
                       "This cannot be undone", abort=True)
     from vsdcoder.store.purge import purge_run
 
-    done = purge_run(run_dir)
-    typer.echo(f"purged {run_dir}: texts of {done['units']} unit(s) removed from run.db"
-               + (", pseudonyms.json deleted" if done["key_deleted"] else "")
-               + (f", {len(done['temp_files'])} temporary file(s) deleted"
-                  if done["temp_files"] else "")
-               + "; quotes removed from codes.jsonl and codes.csv")
-    typer.echo("note: the response cache (VSDCODER_CACHE_DIR) keeps the model's answers, which "
-               "may quote the texts; delete it to remove those too")
+    done = purge_run(run_dir, cache_dir=cache_dir, keep_cache=keep_cache)
+    parts = [f"texts of {done['units']} unit(s) removed from run.db"]
+    if done["batch_requests"]:
+        parts.append(f"{done['batch_requests']} batch request(s) and answers deleted")
+    if done["key_deleted"]:
+        parts.append("pseudonym key deleted")
+    if done["temp_files"]:
+        parts.append(f"{len(done['temp_files'])} temporary file(s) deleted")
+    parts.append("quotes removed from codes.jsonl and codes.csv")
+    typer.echo(f"purged {run_dir}: " + ", ".join(parts))
+    cache = done["cache"]
+    if keep_cache:
+        typer.echo("response cache left alone (--keep-cache): it keeps the model's answers to "
+                   f"this run's requests; 'vsdcoder cache purge --run {run_dir}' removes them")
+    elif cache["path"] is None:
+        typer.echo("no response cache found: nothing to remove there")
+    else:
+        typer.echo(f"response cache {cache['path']}: {cache['deleted']} entr"
+                   f"{'y' if cache['deleted'] == 1 else 'ies'} of this run deleted")
+
+
+@app.command("pseudonyms")
+def pseudonyms_cmd(
+    run_dir: Path = typer.Argument(..., help="A run directory (coded with --redact)."),
+    export: Path | None = typer.Option(
+        None, "--export", help="Write the key (placeholder -> original) to this JSON file, "
+        "owner-only (mode 0600)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
+) -> None:
+    """Show how many pseudonyms a run has by type, or export its key with --export FILE.
+
+    The key lives in the run's run.db (table pseudonyms, owner-only). The export is the JSON
+    map that vsdcoder.privacy.PseudonymMap.load reads (and the pseudonyms.json of earlier
+    versions). It re-identifies the placeholders: keep it on this machine. run.db is only
+    read.
+    """
+    import sqlite3
+
+    from vsdcoder.errors import UsageError
+    from vsdcoder.privacy.engine import read_key
+    from vsdcoder.store.purge import check_run_dir
+    from vsdcoder.store.rundb import open_readonly
+
+    check_run_dir(run_dir)
+    try:
+        db = open_readonly(run_dir / "run.db")
+    except sqlite3.Error as exc:
+        raise UsageError(f"{run_dir / 'run.db'}: cannot be read ({exc})") from None
+    try:
+        mapping = read_key(db, run_dir)
+    finally:
+        db.close()
+    from collections import Counter
+
+    entities = mapping.to_dict()["entities"]
+    counts = {"entities": len(entities),
+              "by_type": dict(sorted(Counter(e["type"] for e in entities).items()))}
+    if export is not None:
+        if not len(mapping):
+            privacy = (_manifest(run_dir) or {}).get("privacy") or {}
+            why = ("it was coded with --redacted-output, which keeps no key"
+                   if privacy.get("redacted_output")
+                   else "it has no key (not coded with --redact, or purged)")
+            raise UsageError(f"{run_dir}: nothing to export: {why}")
+        if export.is_dir():
+            raise UsageError(f"--export {export}: is a directory; give a file name")
+        try:
+            mapping.save(export)
+        except OSError as exc:
+            raise UsageError(f"--export {export}: cannot write ({exc.strerror or exc})"
+                             ) from None
+        typer.echo(f"exported {len(mapping)} pseudonym(s) of {run_dir} to {export} (mode "
+                   "0600; it re-identifies the placeholders: keep it on this machine)")
+        return
+    if as_json:
+        typer.echo(json.dumps(counts, indent=2))
+        return
+    if not len(mapping):
+        typer.echo(f"{run_dir}: no pseudonym key (not coded with --redact, coded with "
+                   "--redacted-output, or purged)")
+        return
+    by_type = ", ".join(f"{t} {n}" for t, n in counts["by_type"].items())
+    typer.echo(f"{run_dir}: {len(mapping)} pseudonym(s) ({by_type}); key in run.db (table "
+               "pseudonyms, owner-only). Export it with --export FILE.")

@@ -24,6 +24,7 @@ def code(
     meta_cols: Sequence[str] = (),
     encoding: str = "utf-8-sig",
     dedupe: bool = False,
+    dedupe_ids: str = "error",
     api_base: str | None = None,
     api_key: str | None = None,
     mode: str | None = None,
@@ -45,6 +46,7 @@ def code(
     limit: int | None = None,
     sample: int | None = None,
     sample_seed: int = 0,
+    stratify: str | None = None,
     budget: float | None = None,
     batch: bool = False,
     batch_poll: float = 30.0,
@@ -71,6 +73,9 @@ def code(
         meta_cols: Columns carried into the output.
         encoding: Text encoding of CSV/TSV/JSONL files.
         dedupe: Code identical texts once; later copies are recorded as duplicates.
+        dedupe_ids: What a repeated id does: ``"error"`` refuses the file, listing every
+            repeat at once; ``"first"`` codes the first row of each id and leaves the later
+            ones out (a :class:`~vsdcoder.data.read.DataWarning` says how many).
         api_base: Endpoint of an OpenAI-compatible or local server.
         api_key: Key for the provider (else LiteLLM reads ``<PROVIDER>_API_KEY``); never stored.
         mode: Instructor mode (tools, json_schema, json, md_json); default from a capability table.
@@ -90,8 +95,12 @@ def code(
         cache_dir: Cache location (default ``$VSDCODER_CACHE_DIR`` or the user cache dir).
         dry_run: Only report the first prompt, the number of calls, tokens and cost.
         limit: Code at most this many units (the first ones).
-        sample: Code a simple random sample of this many units.
+        sample: Code a random sample of this many units (simple random, or stratified
+            with ``stratify``).
         sample_seed: Seed of the sample.
+        stratify: With ``sample``: a column to stratify the sample by. Each value of the
+            column gets its proportional share of ``sample`` (at least one unit per value
+            while there are no more values than ``sample``), drawn at random within it.
         budget: Stop before spending more than this many US dollars. With ``batch``: no
             batch is submitted whose estimated cost would take this session over it.
         batch: Submit the requests through the provider's batch API (OpenAI, Azure OpenAI:
@@ -105,7 +114,7 @@ def code(
         store_text: Keep raw texts in run.db (False keeps them out).
         redact: Redactors to run before anything is sent, e.g. ``"patterns,presidio"``: the
             text and context columns are sent with consistent placeholders (``<PERSON_1>``),
-            the key stays in ``RUN_DIR/pseudonyms.json`` (mode 0600), and quotes and offsets
+            the key stays in ``RUN_DIR/run.db`` (mode 0600), and quotes and offsets
             are mapped back to the original text. None: the project file decides (else no
             redaction); ``"none"``: no redaction whatever the project file says.
         local_only: Refuse, before anything is read or sent, any model that is not the
@@ -120,6 +129,11 @@ def code(
 
     Returns:
         A :class:`~vsdcoder.coding.runner.RunSummary` with the run directory and counts.
+
+    Raises:
+        UsageError: a bad input (data, columns, ids, options, codebook, model). The data file
+            is read and checked in full before the run directory is made or any model is
+            loaded, so a failed start leaves nothing on disk.
     """
     from vsdcoder.privacy.engine import check_local_only, resolve_settings
 
@@ -128,13 +142,14 @@ def code(
     if privacy.local_only:
         check_local_only(model, api_base, privacy.project_file)  # before anything else
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no fetch at import
+    _check_options(mode, privacy.redact, sample, stratify, concurrency, units_per_call)
     settings = ModelSettings(
         model=model, api_base=api_base, api_key=api_key, mode=choose_mode(model, mode),
         temperature=temperature, seed=seed, max_tokens=max_tokens, timeout=timeout,
         max_retries=max_retries, http_retries=http_retries,
         backoff_base=backoff_base, backoff_max=backoff_max)
     spec = DataSpec(Path(data), id_col, text_col, tuple(context_cols), tuple(meta_cols),
-                    encoding, dedupe)
+                    encoding, dedupe, dedupe_ids=dedupe_ids, stratify=stratify)
     cfg = CodeConfig(
         data=spec, codebook=codebook, settings=settings, out=Path(out) if out else None,
         concurrency=concurrency, rpm=rpm, tpm=tpm, retry_failed=retry_failed, use_cache=cache,
@@ -143,7 +158,39 @@ def code(
         sample=sample, sample_seed=sample_seed, budget=budget, store_text=store_text,
         progress=progress, argv=_public_argv(argv), privacy=privacy,
         units_per_call=units_per_call)
+    if batch:  # no batch API for this model: refused before the data is read
+        from vsdcoder.coding.batch import check_batch
+
+        check_batch(cfg)
     return run_coding(cfg)
+
+
+def _check_options(mode: str | None, redact: Sequence[str], sample: int | None,
+                   stratify: str | None, concurrency: int, units_per_call: int) -> None:
+    """Refuse bad option values (with a did-you-mean for names) before any work."""
+    from vsdcoder.coding.providers import MODES
+    from vsdcoder.errors import UsageError
+    from vsdcoder.suggest import did_you_mean
+
+    if mode and mode not in MODES:
+        raise UsageError(f"unknown --mode '{mode}'{did_you_mean(mode, MODES)}; use one of: "
+                         + ", ".join(MODES))
+    if redact:
+        from vsdcoder.plugins import get_registry
+
+        known = get_registry().redactors
+        for name in redact:
+            if name not in known:
+                raise UsageError(f"unknown redactor '{name}'{did_you_mean(name, known)} "
+                                 f"(available: {', '.join(sorted(known)) or 'none'})")
+    if stratify and not sample:
+        raise UsageError("--stratify needs --sample N: it says how to draw the sample")
+    if sample is not None and sample < 1:
+        raise UsageError("--sample must be at least 1")
+    if concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    if units_per_call < 1:
+        raise UsageError("--units-per-call must be at least 1")
 
 
 def _public_argv(argv: Sequence[str] | None) -> list[str]:

@@ -19,8 +19,10 @@ calls, ``codes.jsonl``, ``codes.csv``, ``manifest.json``); only the transport di
    re-asks. A unit that needs nothing more is saved with :meth:`RunDB.save`.
 
 Batch state lives in ``run.db`` (tables ``batches`` and ``batch_requests``, migration
-``m002_batches``), so a restart with the same ``--out`` polls the pending batches again and
-never resubmits a request that is in one, nor a unit already stored.
+``m002_batches``, :mod:`vsdcoder.store.batches`; the provider calls are in
+:mod:`~vsdcoder.coding.batch_provider`, the dry run in :mod:`~vsdcoder.coding.batch_dry`), so
+a restart with the same ``--out`` polls the pending batches again and never resubmits a request
+that is in one, nor a unit already stored.
 """
 
 from __future__ import annotations
@@ -33,28 +35,32 @@ import json
 import signal
 import sys
 import time
-from collections.abc import Container, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vsdcoder.coding.batch_provider import (
+    ENDPOINT,
+    Provider,
+    fatal,
+    missing_reason,
+    result_of_line,
+    short,
+)
 from vsdcoder.coding.coder import (
     LLMCoder,
     ModelSettings,
-    WaitRetryAfter,
     _current,
     _public_request,
     _usage,
-    is_fatal,
-    is_transient,
     no_answer,
     run_sync,
 )
 from vsdcoder.errors import UsageError
+from vsdcoder.store.batches import Answer, BatchStore, PendingRequest
 from vsdcoder.store.rundb import CallLog, RunDB, UnitResult
 
-#: The endpoint every request line targets.
-ENDPOINT = "/v1/chat/completions"
 #: Batch statuses after which nothing more will happen.
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 #: What vsdcoder assumes when LiteLLM has no batch price for a model (OpenAI's discount).
@@ -205,30 +211,6 @@ class _NeedsRequest(Exception):
     """Raised where the coder would call the model and no stored answer exists."""
 
 
-@dataclass
-class Answer:
-    """A stored answer to one attempt of a unit (a batch output line, error, or cache hit)."""
-
-    attempt: int
-    key: str
-    status: str  # answered | error | cached
-    response: dict[str, Any] | None = None
-    error: str | None = None
-    created: float | None = None
-    answered: float | None = None
-
-
-@dataclass
-class PendingRequest:
-    """A request a unit needs next: its attempt number, cache key and request body."""
-
-    unit_id: str
-    attempt: int
-    key: str
-    request: dict[str, Any]
-    sent: dict[str, Any] | None = None
-    est_cost: float | None = None
-
 
 @dataclass
 class _Replay:
@@ -369,317 +351,6 @@ def _body_bytes(body: dict[str, Any]) -> bytes:
 # -- the batch tables of run.db ----------------------------------------------------------------
 
 
-class BatchStore:
-    """The ``batches`` and ``batch_requests`` tables of a run database."""
-
-    def __init__(self, rundb: RunDB):
-        self.db = rundb.db
-
-    def _tx(self, fn: Any) -> Any:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            out = fn()
-            self.db.execute("COMMIT")
-            return out
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-
-    def new_batch(self, provider: str, attempt: int, reqs: Sequence[PendingRequest],
-                  session: int, keep_sent: bool) -> tuple[int, list[str]]:
-        """Record a batch about to be uploaded and its requests; returns (n, custom ids)."""
-        now = time.time()
-
-        def go() -> tuple[int, list[str]]:
-            cur = self.db.execute(
-                "INSERT INTO batches(provider, round, state, requests, session, created, updated)"
-                " VALUES (?, ?, 'uploading', ?, ?, ?, ?)",
-                (provider, attempt, len(reqs), session, now, now))
-            n = int(cur.lastrowid or 0)
-            ids = [f"vsd-{n}-{i}" for i in range(len(reqs))]
-            self.db.executemany(
-                "INSERT INTO batch_requests(batch_n, custom_id, unit_id, attempt, key, status,"
-                " sent, created) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
-                [(n, cid, r.unit_id, r.attempt, r.key,
-                  json.dumps(r.sent, ensure_ascii=False) if keep_sent and r.sent else None, now)
-                 for cid, r in zip(ids, reqs, strict=True)])
-            return n, ids
-
-        return self._tx(go)
-
-    def update(self, n: int, **values: Any) -> None:
-        """Set columns of batch ``n``."""
-        values["updated"] = time.time()
-        cols = ", ".join(f"{k}=?" for k in values)
-        self.db.execute(f"UPDATE batches SET {cols} WHERE n=?", (*values.values(), n))
-
-    def abandon(self, n: int) -> None:
-        """Forget a batch that was never submitted; its requests will be prepared again."""
-        def go() -> None:
-            self.db.execute("DELETE FROM batch_requests WHERE batch_n=?", (n,))
-            self.db.execute("UPDATE batches SET state='abandoned', updated=? WHERE n=?",
-                            (time.time(), n))
-        self._tx(go)
-
-    def batches(self, *states: str) -> list[dict[str, Any]]:
-        """Batches in any of ``states`` (all without), oldest first."""
-        q = ("SELECT n, batch_id, provider, round, input_file_id, output_file_id, error_file_id,"
-             " state, status, requests, bytes, request_counts, error, created, updated"
-             " FROM batches")
-        args: tuple[str, ...] = ()
-        if states:
-            q += f" WHERE state IN ({','.join('?' * len(states))})"
-            args = states
-        keys = ("n", "batch_id", "provider", "round", "input_file_id", "output_file_id",
-                "error_file_id", "state", "status", "requests", "bytes", "request_counts",
-                "error", "created", "updated")
-        return [dict(zip(keys, r, strict=True)) for r in self.db.execute(q + " ORDER BY n", args)]
-
-    def requests_of(self, n: int) -> dict[str, int]:
-        """custom_id -> row id of the requests in batch ``n``."""
-        return {cid: rid for rid, cid in self.db.execute(
-            "SELECT id, custom_id FROM batch_requests WHERE batch_n=?", (n,))}
-
-    def ingest(self, n: int, results: dict[int, tuple[str, dict[str, Any] | None, str | None]]
-               ) -> None:
-        """Store the outcome of every request of batch ``n`` and mark it ingested."""
-        now = time.time()
-
-        def go() -> None:
-            self.db.executemany(
-                "UPDATE batch_requests SET status=?, response=?, error=?, answered=?"
-                " WHERE id=?",
-                [(st, json.dumps(resp, ensure_ascii=False) if resp is not None else None, err,
-                  now, rid) for rid, (st, resp, err) in results.items()])
-            self.db.execute("UPDATE batches SET state='ingested', ingested=?, updated=?"
-                            " WHERE n=?", (now, now, n))
-        self._tx(go)
-
-    def waiting_units(self) -> set[str]:
-        """Units with a request in a batch that has not been ingested."""
-        return {r[0] for r in self.db.execute(
-            "SELECT DISTINCT r.unit_id FROM batch_requests r JOIN batches b ON r.batch_n=b.n"
-            " WHERE r.closed=0 AND b.state IN ('uploading', 'submitting', 'submitted')")}
-
-    def answers(self) -> tuple[dict[str, dict[int, Answer]], dict[str, dict[str, Any]]]:
-        """Stored answers of the open units (attempt -> answer), and what was sent (if kept)."""
-        out: dict[str, dict[int, Answer]] = {}
-        sent: dict[str, dict[str, Any]] = {}
-        for uid, attempt, key, status, resp, err, s, created, answered in self.db.execute(
-                "SELECT unit_id, attempt, key, status, response, error, sent, created, answered"
-                " FROM batch_requests WHERE closed=0 ORDER BY id"):
-            if s:
-                sent[uid] = json.loads(s)
-            if status not in ("answered", "error", "cached"):
-                continue
-            out.setdefault(uid, {})[attempt] = Answer(
-                attempt, key, status, json.loads(resp) if resp else None, err, created, answered)
-        return out, sent
-
-    def add_cached(self, unit_id: str, a: Answer) -> None:
-        """Record that an attempt of a unit was answered from the response cache."""
-        self.db.execute(
-            "INSERT INTO batch_requests(unit_id, attempt, key, status, response, created,"
-            " answered) VALUES (?, ?, ?, 'cached', ?, ?, ?)",
-            (unit_id, a.attempt, a.key, json.dumps(a.response, ensure_ascii=False),
-             a.created, a.created))
-
-    def close(self, unit_id: str, keep_text: bool) -> None:
-        """The unit is saved: its requests are history (their texts dropped without keep_text)."""
-        if keep_text:
-            self.db.execute("UPDATE batch_requests SET closed=1 WHERE unit_id=? AND closed=0",
-                            (unit_id,))
-        else:
-            self.db.execute("UPDATE batch_requests SET closed=1, response=NULL, sent=NULL"
-                            " WHERE unit_id=? AND closed=0", (unit_id,))
-
-    def close_saved(self, keep_text: bool) -> None:
-        """Close the requests of units saved after them (a kill between save and close)."""
-        extra = "" if keep_text else ", response=NULL, sent=NULL"
-        self.db.execute(
-            f"UPDATE batch_requests SET closed=1{extra} WHERE closed=0 AND EXISTS (SELECT 1 FROM"
-            " units u WHERE u.id=batch_requests.unit_id AND u.finished >= batch_requests.created)"
-            " AND (batch_n IS NULL OR batch_n IN (SELECT n FROM batches WHERE state IN"
-            " ('ingested', 'abandoned')))")
-
-    def manifest_rows(self) -> list[dict[str, Any]]:
-        """The batches of the run, for the manifest."""
-        rows = []
-        for b in self.batches():
-            if b["state"] == "abandoned" and not b["batch_id"]:
-                continue
-            rows.append({
-                "id": b["batch_id"], "round": b["round"], "state": b["state"],
-                "status": b["status"], "requests": b["requests"], "bytes": b["bytes"],
-                "input_file_id": b["input_file_id"], "output_file_id": b["output_file_id"],
-                "error_file_id": b["error_file_id"],
-                "request_counts": json.loads(b["request_counts"]) if b["request_counts"]
-                else None,
-                "created": _iso(b["created"]), "error": b["error"]})
-        return rows
-
-
-def _iso(t: float | None) -> str | None:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t)) if t else None
-
-
-# -- provider calls ----------------------------------------------------------------------------
-
-
-def _transient(exc: BaseException) -> bool:
-    try:
-        import openai
-
-        if isinstance(exc, (openai.APIConnectionError, openai.APITimeoutError,
-                            openai.RateLimitError, openai.InternalServerError)):
-            return True
-    except ImportError:  # pragma: no cover
-        pass
-    return is_transient(exc)
-
-
-def _fatal(exc: BaseException) -> bool:
-    try:
-        import openai
-
-        if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError,
-                            openai.NotFoundError)):
-            return True
-    except ImportError:  # pragma: no cover
-        pass
-    return is_fatal(exc)
-
-
-def _short(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {str(exc)[:500]}"
-
-
-class _Provider:
-    """LiteLLM's file and batch functions for one target, with transient retries."""
-
-    def __init__(self, settings: ModelSettings, target: BatchTarget):
-        self.s = settings
-        self.t = target
-
-    async def call(self, fn_name: str, **kw: Any) -> Any:
-        import litellm
-        from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
-
-        fn = getattr(litellm, fn_name)
-        s = self.s
-        async for attempt in AsyncRetrying(
-            stop=stop_after_attempt(s.http_retries + 1),
-            retry=retry_if_exception(_transient),
-            wait=WaitRetryAfter(s.backoff_base, s.backoff_max),
-            reraise=True,
-        ):
-            with attempt:
-                return await fn(custom_llm_provider=self.t.provider, api_base=s.api_base,
-                                api_key=s.api_key, timeout=s.timeout, max_retries=0, **kw)
-        raise RuntimeError("unreachable")  # pragma: no cover
-
-    async def upload(self, data: bytes) -> Any:
-        return await self.call("acreate_file", file=("vsdcoder-batch.jsonl", data,
-                                                     "application/jsonl"), purpose="batch")
-
-    async def create(self, input_file_id: str, attempt: int) -> Any:
-        """Create a batch from an uploaded file, at most once.
-
-        A transient failure may come after the provider created the batch (a lost answer),
-        so before trying again the provider's recent batches are searched for this file.
-        """
-        import random
-
-        import litellm
-
-        s = self.s
-        for n in range(s.http_retries + 1):
-            try:
-                return await litellm.acreate_batch(
-                    completion_window="24h", endpoint=ENDPOINT, input_file_id=input_file_id,
-                    metadata={"created_by": "vsdcoder", "round": str(attempt)},
-                    custom_llm_provider=self.t.provider, api_base=s.api_base,
-                    api_key=s.api_key, timeout=s.timeout, max_retries=0)
-            except Exception as exc:
-                if not _transient(exc) or n >= s.http_retries:
-                    raise
-                ceiling = min(s.backoff_max, s.backoff_base * 2 ** n)
-                await asyncio.sleep(random.uniform(ceiling / 2, ceiling))
-                found = await self.find(input_file_id)
-                if found is not None:
-                    return found
-        raise RuntimeError("unreachable")  # pragma: no cover
-
-    async def retrieve(self, batch_id: str) -> Any:
-        # without the flag LiteLLM's logging downloads the output file of a finished batch
-        # once more, in a background task, to price it for its own callbacks
-        return await self.call("aretrieve_batch", batch_id=batch_id,
-                               litellm_metadata={"batch_ignore_default_logging": True})
-
-    async def content(self, file_id: str) -> bytes:
-        resp = await self.call("afile_content", file_id=file_id)
-        data = getattr(resp, "content", resp)
-        return data if isinstance(data, bytes) else str(data).encode("utf-8")
-
-    async def find(self, input_file_id: str) -> Any | None:
-        """A batch already created from ``input_file_id`` (the last 100 batches), or None."""
-        try:
-            page = await self.call("alist_batches", limit=100)
-        except Exception:
-            return None
-        for b in getattr(page, "data", None) or []:
-            if getattr(b, "input_file_id", None) == input_file_id:
-                return b
-        return None
-
-
-def _result_of_line(obj: dict[str, Any], batch_id: str
-                    ) -> tuple[str, dict[str, Any] | None, str | None]:
-    """(status, response body, error) of one output or error file line."""
-    resp = obj.get("response") or {}
-    err = obj.get("error")
-    code = resp.get("status_code")
-    body = resp.get("body")
-    if isinstance(body, str):
-        with contextlib.suppress(json.JSONDecodeError):
-            body = json.loads(body)
-    if not err and code == 200 and isinstance(body, dict):
-        return "answered", body, None
-    detail = None
-    if isinstance(err, dict):
-        detail = ": ".join(str(x) for x in (err.get("code"), err.get("message")) if x)
-    elif err:
-        detail = str(err)
-    code_name = err.get("code") if isinstance(err, dict) else None
-    if code_name in ("batch_expired", "batch_cancelled"):
-        what = "expired (24h window)" if code_name == "batch_expired" else "was cancelled"
-        return "error", None, (f"batch {batch_id} {what} before this request was run; rerun "
-                               "with --retry-failed")
-    if not detail and isinstance(body, dict) and isinstance(body.get("error"), dict):
-        e = body["error"]
-        detail = ": ".join(str(x) for x in (e.get("code") or e.get("type"), e.get("message"))
-                           if x)
-    where = f" (HTTP {code})" if code else ""
-    return "error", None, (f"batch {batch_id}: the provider answered this request with an "
-                           f"error{where}: {detail or 'no details'}")[:2000]
-
-
-def _missing_reason(batch: Any, batch_id: str) -> str:
-    status = getattr(batch, "status", None) or "unknown"
-    if status == "failed":
-        errs = getattr(getattr(batch, "errors", None), "data", None) or []
-        detail = "; ".join(": ".join(str(x) for x in (getattr(e, "code", None),
-                                                       getattr(e, "message", None)) if x)
-                           for e in errs[:5])
-        return f"batch {batch_id} failed: {detail or 'no details'}"
-    if status == "expired":
-        return (f"batch {batch_id} expired (24h window) before this request was run; "
-                "rerun with --retry-failed")
-    if status == "cancelled":
-        return f"batch {batch_id} was cancelled before this request was run"
-    return f"batch {batch_id} ended '{status}' without a result for this request"
-
-
 def estimate_tokens(model: str, body: dict[str, Any]) -> tuple[int, int]:
     """Estimated (input, output) tokens of a request, for ``--budget`` and the dry run.
 
@@ -722,9 +393,9 @@ class _BatchSession:
         self.pseudonyms = pseudonyms
         self.on_change = on_change
         self.coder = BatchCoder(compiled, cfg.settings, target, cache=cache)
-        self.provider = _Provider(cfg.settings, target)
-        self.done = db.done_ids(cfg.retry_failed)
-        self.finished: set[str] = set()
+        self.provider = Provider(cfg.settings, target)
+        # looked up in run.db (flat memory); units saved in this session count as done
+        self.done = db.done_lookup(cfg.retry_failed, session=session)
         self.reds: dict[str, Any] = {}
         self.say = _Say(cfg.progress)
         self.stop = asyncio.Event()
@@ -819,10 +490,10 @@ class _BatchSession:
 
     def _refused(self, exc: BaseException, what: str) -> UsageError:
         hint = ""
-        if _fatal(exc):
+        if fatal(exc):
             hint = (" Check the API key (e.g. OPENAI_API_KEY), the model name and --api-base: "
                     "the server must implement OpenAI's files and batches endpoints.")
-        return UsageError(f"--batch: could not {what}: {_short(exc)}.{hint} Requests already "
+        return UsageError(f"--batch: could not {what}: {short(exc)}.{hint} Requests already "
                           f"submitted are recorded in {self.run_dir}; run the same command "
                           "again to resume.")
 
@@ -844,8 +515,13 @@ class _BatchSession:
             if not reqs:
                 return
         keep_sent = bool(self.pseudonyms is not None and self.cfg.privacy.redacted_output)
+        rows = None
+        if self.pseudonyms is not None:  # the key is stored before the requests are sent
+            rows = self.pseudonyms.rows_for(*(self.reds.get(r.unit_id) for r in reqs))
         n, ids = self.store.new_batch(self.target.provider, attempt, reqs, self.session,
-                                      keep_sent)
+                                      keep_sent, rows)
+        if self.pseudonyms is not None:
+            self.pseudonyms.mark_saved(rows)
         lines = [json.dumps({"custom_id": cid, "method": "POST", "url": ENDPOINT,
                              "body": r.request}, ensure_ascii=False, separators=(",", ":"))
                  for cid, r in zip(ids, reqs, strict=True)]
@@ -873,9 +549,9 @@ class _BatchSession:
             try:
                 b = await self.provider.retrieve(row["batch_id"])
             except Exception as exc:
-                if _fatal(exc):
+                if fatal(exc):
                     raise self._refused(exc, f"poll batch {row['batch_id']}") from None
-                self.say(f"batch {row['batch_id']}: polling failed ({_short(exc)}); will retry")
+                self.say(f"batch {row['batch_id']}: polling failed ({short(exc)}); will retry")
                 continue
             counts = getattr(b, "request_counts", None)
             counts_d = counts.model_dump() if hasattr(counts, "model_dump") else counts
@@ -893,11 +569,11 @@ class _BatchSession:
                 try:
                     await self._ingest(row, b)
                 except Exception as exc:
-                    if _fatal(exc):
+                    if fatal(exc):
                         raise self._refused(exc, f"download the results of {row['batch_id']}"
                                             ) from None
                     self.say(f"batch {row['batch_id']}: downloading results failed "
-                             f"({_short(exc)}); will retry")
+                             f"({short(exc)}); will retry")
                     continue
                 ingested += 1
                 self.on_change()
@@ -920,10 +596,10 @@ class _BatchSession:
         results: dict[int, tuple[str, dict[str, Any] | None, str | None]] = {}
         keys = dict(self.db.db.execute(
             "SELECT id, key FROM batch_requests WHERE batch_n=?", (row["n"],)).fetchall())
-        missing = _missing_reason(b, bid)
+        missing = missing_reason(b, bid)
         for cid, rid in self.store.requests_of(row["n"]).items():
             obj = lines.get(cid)
-            results[rid] = _result_of_line(obj, bid) if obj else ("error", None, missing)
+            results[rid] = result_of_line(obj, bid) if obj else ("error", None, missing)
         self.store.ingest(row["n"], results)
         if self.cache is not None:  # an identical request is never paid twice, across runs
             for rid, (st, body, _) in results.items():
@@ -959,7 +635,7 @@ class _BatchSession:
         lim = self.target.limits
         n = 0
         for unit in _units(self.cfg, UnitReader(self.cfg.data)):
-            if unit.id in self.done or unit.id in self.finished or unit.id in waiting:
+            if unit.id in waiting or unit.id in self.done:
                 continue
             n += 1
             if n % 100 == 0:
@@ -1012,9 +688,13 @@ class _BatchSession:
             from vsdcoder.privacy.engine import apply_redaction
 
             apply_redaction(res, red, self.cfg.privacy.redacted_output)
-        self.db.save(res, self.session, self.cfg.store_text)
+        if self.pseudonyms is None:
+            self.db.save(res, self.session, self.cfg.store_text)
+        else:
+            rows = self.pseudonyms.rows_for(red)
+            self.db.save(res, self.session, self.cfg.store_text, pseudonyms=rows)
+            self.pseudonyms.mark_saved(rows)
         self.store.close(res.id, self.cfg.store_text)
-        self.finished.add(res.id)
         self.reds.pop(res.id, None)
         self.coded += 1
         self.failed += res.status == "failed"
@@ -1074,14 +754,14 @@ def run_batch(cfg: Any, compiled: Any, loaded: Any, db: RunDB, run_dir: Path, ca
     from vsdcoder.store.exports import write_exports
 
     target = batch_target(cfg.settings, cfg.batch_size)
-    done = db.done_ids(cfg.retry_failed)
     reader = UnitReader(cfg.data)
     # validates the whole file before anything is sent or a session is started
-    sum(1 for u in _units(cfg, reader) if u.id not in done)
+    for _ in _units(cfg, reader):
+        pass
     pseudonyms = None
     if cfg.privacy.redact:
-        pseudonyms = RunPseudonyms(cfg.privacy.redact, run_dir,
-                                   keep_key=not cfg.privacy.redacted_output)
+        pseudonyms = RunPseudonyms.open(cfg.privacy.redact, db, run_dir,
+                                        keep_key=not cfg.privacy.redacted_output)
     store = BatchStore(db)
     session = db.start_session(cfg.argv)
     started = time.time()
@@ -1122,61 +802,3 @@ def run_batch(cfg: Any, compiled: Any, loaded: Any, db: RunDB, run_dir: Path, ca
             f"Units coded so far are saved in {run_dir}.")
     return RunSummary(run_dir, status, db.counts(), db.totals(), runner.coded,
                       time.time() - started, privacy=manifest.get("privacy"))
-
-
-def batch_dry_run(cfg: Any, compiled: Any, cache: Any) -> Any:
-    """The ordinary dry run plus the batch requests, files and cost at batch prices."""
-    from vsdcoder.coding.runner import _dry_run, _units
-    from vsdcoder.data.read import UnitReader
-    from vsdcoder.privacy.engine import RunPseudonyms
-
-    target = batch_target(cfg.settings, cfg.batch_size)
-    summary = _dry_run(cfg, compiled, cache)
-    info = summary.dry_run or {}
-    done: Container[str] = set()
-    if cfg.out and (cfg.out / "run.db").exists():
-        db = RunDB(cfg.out / "run.db")
-        try:
-            done = db.done_ids(cfg.retry_failed)
-        finally:
-            db.close()
-    pseudonyms = None
-    if cfg.privacy.redact:
-        pseudonyms = RunPseudonyms(cfg.privacy.redact, cfg.out if cfg.out and cfg.out.is_dir()
-                                   else None, keep_key=not cfg.privacy.redacted_output,
-                                   write=False)
-    coder = BatchCoder(compiled, cfg.settings, target, cache=cache)
-    sizes: list[int] = []
-    tokens = [0, 0]
-
-    async def collect() -> None:
-        for unit in _units(cfg, UnitReader(cfg.data)):
-            if unit.id in done:
-                continue
-            text, context = unit.text, unit.context
-            if pseudonyms is not None:
-                red = pseudonyms.redact_unit(unit.text, unit.context)
-                text, context = red.send_text, red.send_context
-            _, req, _ = await coder.step(unit, {}, send_text=text, send_context=context)
-            if req is not None and req.attempt == 1:
-                sizes.append(len(_body_bytes(req.request)) + LINE_OVERHEAD)
-                tin, tout = estimate_tokens(cfg.settings.model, req.request)
-                tokens[0] += tin
-                tokens[1] += tout
-
-    run_sync(collect())
-    groups = split_sizes(sizes, target.limits)
-    # the requests as they would be sent (schema included), priced as the budget check does
-    from vsdcoder.coding.runner import _estimate_cost
-
-    cost = coder.pricing.cost(tokens[0], tokens[1])
-    info.update(estimated_input_tokens=tokens[0], estimated_output_tokens=tokens[1],
-                estimated_cost_usd=cost,
-                estimated_cost_usd_sync=_estimate_cost(cfg.settings.model, *tokens))
-    info["batch"] = {"provider": target.provider, "requests": len(sizes), "files": len(groups),
-                     "bytes": sum(sizes), "max_requests": target.limits.max_requests,
-                     "max_bytes": target.limits.max_bytes, "estimated_cost_usd": cost,
-                     "estimated_cost_usd_sync": info["estimated_cost_usd_sync"],
-                     "pricing": PRICING_NOTE}
-    summary.dry_run = info
-    return summary

@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import sys
 import time
+import warnings
 from collections.abc import Container, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,10 +26,19 @@ from vsdcoder.coding.coder import (
     ProviderRejected,
     run_sync,
 )
-from vsdcoder.data.read import DataSpec, Skip, Unit, UnitReader, file_hash, sample_units
+from vsdcoder.data.read import (
+    DataSpec,
+    DataWarning,
+    Skip,
+    Unit,
+    UnitReader,
+    check_data,
+    file_hash,
+    sample_units,
+)
 from vsdcoder.errors import UsageError
 from vsdcoder.privacy.engine import PrivacySettings, RunPseudonyms
-from vsdcoder.store.rundb import RunDB, UnitResult
+from vsdcoder.store.rundb import DoneLookup, RunDB, UnitResult
 
 
 @dataclass
@@ -257,6 +267,11 @@ def run_coding(cfg: CodeConfig) -> RunSummary:
     if data_hash is None:
         raise UsageError(f"{cfg.data.path}: no such data file")
 
+    # the whole file is checked (every problem at once) before anything is made on disk or a
+    # model is loaded; repeated ids left out by dedupe_ids="first" are reported as warnings
+    for message in check_data(cfg.data).warnings(cfg.data):
+        warnings.warn(message, DataWarning, stacklevel=2)
+
     cache = None
     if cfg.use_cache:
         from vsdcoder.coding.cache import ResponseCache
@@ -265,7 +280,7 @@ def run_coding(cfg: CodeConfig) -> RunSummary:
 
     if cfg.dry_run:
         if cfg.batch:
-            from vsdcoder.coding.batch import batch_dry_run
+            from vsdcoder.coding.batch_dry import batch_dry_run
 
             return batch_dry_run(cfg, compiled, cache)
         return _dry_run(cfg, compiled, cache)
@@ -317,8 +332,8 @@ def _run(cfg, compiled, loaded, db: RunDB, run_dir: Path, cache, data_hash: str,
 
     pseudonyms = None
     if cfg.privacy.redact:  # loads the key of a resumed run: the numbering goes on
-        pseudonyms = RunPseudonyms(cfg.privacy.redact, run_dir,
-                                   keep_key=not cfg.privacy.redacted_output)
+        pseudonyms = RunPseudonyms.open(cfg.privacy.redact, db, run_dir,
+                                        keep_key=not cfg.privacy.redacted_output, units=todo)
 
     session = db.start_session(cfg.argv)
     started = time.time()
@@ -332,7 +347,9 @@ def _run(cfg, compiled, loaded, db: RunDB, run_dir: Path, cache, data_hash: str,
     coder = LLMCoder(compiled, cfg.settings, cache=cache, limiter=limiter, budget=budget)
     status = "finished"
     coded = 0
-    progress = _Progress(todo, cfg.progress)
+    from vsdcoder.cli.output import CodingProgress  # counts stay visible at 80 columns
+
+    progress = CodingProgress(todo, cfg.progress)
     control: dict[str, Any] = {}
 
     def interrupt() -> None:  # Ctrl-C while the loop runs in a worker thread (a notebook)
@@ -347,6 +364,8 @@ def _run(cfg, compiled, loaded, db: RunDB, run_dir: Path, cache, data_hash: str,
         status = "interrupted"
     finally:
         progress.close()
+        if pseudonyms is not None:
+            pseudonyms.close()
         failure = control.get("store_failure")
         if failure is not None:
             from vsdcoder.store.failures import FULL, storage_problem
@@ -410,7 +429,7 @@ def _save_skip(db: RunDB, skip: Skip, session: int, store_text: bool) -> None:
 
 
 async def _work(cfg: CodeConfig, coder: LLMCoder, db: RunDB, session: int, done: Container[str],
-                progress: _Progress, control: dict[str, Any] | None = None,
+                progress: Any, control: dict[str, Any] | None = None,
                 pseudonyms: RunPseudonyms | None = None) -> tuple[int, str]:
     queue: asyncio.Queue[list[Unit] | None] = asyncio.Queue(maxsize=cfg.concurrency * 2)
     k = max(1, cfg.units_per_call)
@@ -487,20 +506,20 @@ async def _work(cfg: CodeConfig, coder: LLMCoder, db: RunDB, session: int, done:
                 return
             state["in_flight"] += len(units)
             reds: list[Any] = []
-            if pseudonyms is not None:  # the map is saved before the redacted text is sent
-                for unit in units:
-                    try:
-                        reds.append(pseudonyms.redact_unit(unit.text, unit.context))
-                    except Exception as exc:  # never send a text that could not be redacted
-                        if _from_store(exc, db.path.parent):  # the key could not be saved
-                            on_store_failure(exc)
-                            return
-                        if state["status"] == "finished":
-                            state["status"] = "redaction_failed"
-                            state["error"] = (f"unit {unit.id}: {type(exc).__name__}: "
-                                              f"{str(exc)[:300]}")
-                        stop.set()
-                        return
+            if pseudonyms is not None:  # off the event loop; the key is saved with the units
+                try:
+                    reds = await pseudonyms.aredact_units([(u.text, u.context) for u in units])
+                except Exception as exc:  # never send a text that could not be redacted
+                    from vsdcoder.privacy.engine import RedactionError
+
+                    uid, err = units[0].id, exc
+                    if isinstance(exc, RedactionError):
+                        uid, err = units[exc.index].id, exc.error
+                    if state["status"] == "finished":
+                        state["status"] = "redaction_failed"
+                        state["error"] = f"unit {uid}: {type(err).__name__}: {str(err)[:300]}"
+                    stop.set()
+                    return
             try:
                 if len(units) > 1:
                     results = await coder.code_group(
@@ -517,13 +536,19 @@ async def _work(cfg: CodeConfig, coder: LLMCoder, db: RunDB, session: int, done:
                 # calls already paid for units that are not finished: logged, so the run's
                 # cost is what was spent (the units are coded on the next run)
                 for uid, paid in getattr(exc, "spent", []):
+                    rows = pseudonyms.rows_for(*reds) if pseudonyms is not None else None
                     try:
-                        db.save_calls(uid, paid, session, cfg.store_text)
+                        if rows is None:
+                            db.save_calls(uid, paid, session, cfg.store_text)
+                        else:
+                            db.save_calls(uid, paid, session, cfg.store_text, pseudonyms=rows)
                     except (OSError, sqlite3.Error) as store_exc:
                         if not _from_store(store_exc, db.path.parent):
                             raise
                         on_store_failure(store_exc)
                         return
+                    if pseudonyms is not None:
+                        pseudonyms.mark_saved(rows)
                 # a multi-unit call stopped by the budget: keep the answers it already paid for
                 results = list(exc.partial or [])
                 if not any(r is not None for r in results):
@@ -537,17 +562,25 @@ async def _work(cfg: CodeConfig, coder: LLMCoder, db: RunDB, session: int, done:
             for i, res in enumerate(results):
                 if res is None:  # not finished before the budget stop: coded next time
                     continue
-                if reds:
+                rows = None
+                if reds and pseudonyms is not None:
                     from vsdcoder.privacy.engine import apply_redaction
 
                     apply_redaction(res, reds[i], cfg.privacy.redacted_output)
+                    # every entity of the request: a shared call stores all units' texts
+                    rows = pseudonyms.rows_for(*reds)
                 try:
-                    db.save(res, session, cfg.store_text)
+                    if rows is None:
+                        db.save(res, session, cfg.store_text)
+                    else:
+                        db.save(res, session, cfg.store_text, pseudonyms=rows)
                 except (OSError, sqlite3.Error) as exc:
                     if not _from_store(exc, db.path.parent):
                         raise
                     on_store_failure(exc)  # the unit was not saved: coded again next time
                     return
+                if rows is not None and pseudonyms is not None:
+                    pseudonyms.mark_saved(rows)
                 state["in_flight"] -= 1
                 state["coded"] += 1
                 progress.advance(res)
@@ -572,80 +605,17 @@ async def _work(cfg: CodeConfig, coder: LLMCoder, db: RunDB, session: int, done:
     return state["coded"], state["status"]
 
 
-class _Progress:
-    """A rich progress bar: units, units/s, ETA, tokens, cost and failures."""
-
-    def __init__(self, total: int, enabled: bool):
-        self.total = total
-        self.tokens = 0
-        self.cost = 0.0
-        self.failed = 0
-        self.unverified = 0
-        self.bar = None
-        if enabled and total:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self.bar = Progress(
-                TextColumn("coding"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-                transient=False, redirect_stdout=False, redirect_stderr=False,
-            )
-            self.bar.start()
-            self.task = self.bar.add_task("coding", total=total, rate="", info="")
-            self.t0 = time.perf_counter()
-            self.n = 0
-
-    def advance(self, res: UnitResult) -> None:
-        """Count one finished unit."""
-        self.tokens += res.tokens_in + res.tokens_out
-        self.cost += res.cost
-        self.failed += res.status == "failed"
-        self.unverified += res.quote_verified is False
-        if self.bar is not None:
-            self.n += 1
-            rate = self.n / max(1e-9, time.perf_counter() - self.t0)
-            info = f"{self.tokens:,} tok  ${self.cost:.4f}  {self.failed} failed"
-            if self.unverified:
-                info += f"  {self.unverified} quote unverified"
-            self.bar.update(self.task, advance=1, rate=f"{rate:.2f} u/s", info=info)
-
-    def close(self) -> None:
-        """Stop drawing."""
-        if self.bar is not None:
-            self.bar.stop()
-
-
 def _dry_run(cfg: CodeConfig, compiled, cache) -> RunSummary:
     """Prompt of the first unit, number of calls, estimated tokens and cost of uncached calls."""
     reader = UnitReader(cfg.data)
-    done: Container[str] = set()
-    db = None
-    if cfg.out and (cfg.out / "run.db").exists():
-        # read-only: a dry run writes nothing, and works on a read-only run directory
-        from vsdcoder.store.rundb import DoneLookup
-
-        uri = (cfg.out / "run.db").resolve().as_uri()
-        db = sqlite3.connect(uri + "?mode=ro", uri=True)
-        try:
-            db.execute("SELECT 1 FROM units LIMIT 1").fetchall()
-        except sqlite3.OperationalError:  # a read-only directory: WAL files cannot be made
-            db.close()
-            db = sqlite3.connect(uri + "?immutable=1", uri=True)
-        done = DoneLookup(db, cfg.retry_failed)
+    db = open_run_readonly(cfg.out)  # a dry run writes nothing, even to a run directory
+    done: Container[str] = set() if db is None else DoneLookup(db, cfg.retry_failed)
     coder = LLMCoder(compiled, cfg.settings, cache=None)
     pseudonyms = None
     if cfg.privacy.redact:  # what would be sent; the run's key is read, never written
-        pseudonyms = RunPseudonyms(cfg.privacy.redact, cfg.out if cfg.out and cfg.out.is_dir()
-                                   else None, keep_key=not cfg.privacy.redacted_output,
-                                   write=False)
+        pseudonyms = RunPseudonyms.read(cfg.privacy.redact, db,
+                                        cfg.out if cfg.out and cfg.out.is_dir() else None,
+                                        keep_key=not cfg.privacy.redacted_output)
     first: tuple[Unit, str, str | None] | None = None
     n_calls = 0
     n_cached = 0
@@ -709,6 +679,22 @@ def _dry_run(cfg: CodeConfig, compiled, cache) -> RunSummary:
                        units_redacted=sum(1 for c in counts if c))
         info["privacy"] = privacy
     return RunSummary(cfg.out, "dry-run", dry_run=info, privacy=privacy)
+
+
+def open_run_readonly(run_dir: Path | None) -> sqlite3.Connection | None:
+    """The run.db of ``run_dir`` opened read-only (no migration), or None if there is none.
+
+    Raises:
+        UsageError: run.db exists but cannot be read.
+    """
+    if not run_dir or not (run_dir / "run.db").exists():
+        return None
+    from vsdcoder.store.rundb import open_readonly
+
+    try:
+        return open_readonly(run_dir / "run.db")
+    except sqlite3.Error as exc:
+        raise UsageError(f"{run_dir / 'run.db'}: cannot be read ({exc})") from None
 
 
 def _count_tokens(model: str, text: str) -> int:

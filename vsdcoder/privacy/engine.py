@@ -8,9 +8,14 @@ The glue between :class:`~vsdcoder.privacy.pseudonyms.Pseudonymizer` and the cod
 - :func:`check_local_only` refuses, before anything is read or sent, a model whose endpoint is
   neither the embedded model nor a loopback address.
 - :class:`RunPseudonyms` redacts each unit (text and context) with the run's
-  :class:`~vsdcoder.privacy.pseudonyms.PseudonymMap`, keeps that map in
-  ``RUN_DIR/pseudonyms.json`` (mode 0600) and saves it before any text carrying a new
-  placeholder is sent, so a crash never leaves a placeholder whose key is lost.
+  :class:`~vsdcoder.privacy.pseudonyms.PseudonymMap` off the event loop (the spans are found
+  in a thread, or for a large run in a separate process; placeholders are numbered in file
+  order) and says which entities each unit adds to the key, which the run stores in
+  ``run.db`` (table ``pseudonyms``, the file owner-only) in the same transaction as the
+  unit's result: a unit is never stored without its key, and no key is stored for a unit
+  that was not. A run
+  directory of an earlier version (``pseudonyms.json``) is migrated on its next session;
+  :func:`read_key` reads either, writing nothing (dry runs, ``vsdcoder runs pseudonyms``).
 - :func:`apply_redaction` turns a unit's result, whose quotes the model copied from the
   redacted text, into the stored one: quotes and offsets of the original text, or (with
   ``redacted_output``) redacted text everywhere.
@@ -18,8 +23,10 @@ The glue between :class:`~vsdcoder.privacy.pseudonyms.Pseudonymizer` and the cod
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,10 +35,16 @@ from typing import Any
 
 from vsdcoder.errors import UsageError
 from vsdcoder.privacy.pseudonyms import MAP_FORMAT, MAP_VERSION, PseudonymMap, Redacted
+from vsdcoder.store.rundb import PseudonymRows
 
-#: The key to the pseudonyms, in the run directory (owner-only).
-MAP_FILE = "pseudonyms.json"
+#: Where a run keeps the key to its pseudonyms: a table of ``run.db`` (owner-only).
+KEY_TABLE = "pseudonyms"
 #: With ``redacted_output`` the key is not kept; only the per-type numbering is (no surfaces).
+COUNTERS_TABLE = "pseudonym_counters"
+#: The key as earlier versions kept it, in the run directory (migrated into run.db, and the
+#: format of ``vsdcoder runs pseudonyms RUN --export FILE``).
+MAP_FILE = "pseudonyms.json"
+#: The numbering as earlier versions kept it with ``redacted_output`` (migrated into run.db).
 COUNTERS_FILE = "pseudonym-counters.json"
 #: Project files looked for in the current directory, in this order.
 PROJECT_FILES = ("vsdcoder.toml", "vsdcoder.yaml", "vsdcoder.yml")
@@ -217,80 +230,350 @@ class RedactedUnit:
         return self.context.text if self.context is not None else None
 
 
+#: A run with at least this many units to code finds the spans in a separate process: the
+#: redactors are CPU-bound Python (libphonenumber, spaCy), and a thread would share the core of
+#: the event loop. Smaller runs use one thread (no process start-up to pay).
+PROCESS_MIN_UNITS = 500
+
+_FINDER: Any = None  # the redactor of a span-finding process
+
+
+def _finder_init(names: tuple[str, ...], parent: int) -> None:
+    """Start a span-finding process: build the redactors; Ctrl-C is the parent's to handle.
+
+    The process ends by itself if its parent dies (``kill -9``): it would otherwise wait for
+    work forever, since it holds its own end of the pipe it reads from.
+    """
+    import signal
+    import threading
+    import time
+
+    global _FINDER
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="vsdcoder-parent-watch", daemon=True).start()
+    from vsdcoder.privacy import get_redactor
+
+    _FINDER = get_redactor(list(names))
+
+
+def _find_all(texts: list[str | None]) -> list[Any] | tuple[str, int, str]:
+    """The spans of each text (in a span-finding process), or ``("error", index, why)``."""
+    out: list[Any] = []
+    for i, text in enumerate(texts):
+        if not text:
+            out.append(None)
+            continue
+        try:
+            out.append(_FINDER.find(text))
+        except Exception as exc:
+            return ("error", i, f"{type(exc).__name__}: {exc}")
+    return out
+
+
+class RedactionError(Exception):
+    """A redactor failed on unit ``index`` of a group; ``error`` is what it raised."""
+
+    def __init__(self, index: int, error: BaseException):
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.index = index
+        self.error = error
+
+
+def _legacy_map(run_dir: Path) -> PseudonymMap | None:
+    path = run_dir / MAP_FILE
+    return PseudonymMap.load(path) if path.exists() else None
+
+
+def _legacy_counters(run_dir: Path) -> dict[str, int]:
+    path = run_dir / COUNTERS_FILE
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return {str(k): int(v) for k, v in data["counters"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UsageError(f"{path}: unreadable ({exc}); use a new --out") from None
+
+
+def read_key(db: sqlite3.Connection | None, run_dir: Path | None = None,
+             keep_key: bool = True) -> PseudonymMap:
+    """The pseudonym map a run has stored, reading only.
+
+    From ``db`` (the run's ``run.db``; tables missing in a run.db of an earlier version read
+    as empty) and from the files of an earlier version in ``run_dir`` that no session has
+    migrated yet. Without ``keep_key`` only the numbering is read.
+
+    Raises:
+        UsageError: an unreadable key file.
+    """
+    entities: list[dict[str, Any]] = []
+    counters: dict[str, int] = {}
+    if run_dir is not None:
+        legacy = _legacy_map(run_dir) if keep_key else None
+        if legacy is not None:
+            d = legacy.to_dict()
+            entities += d["entities"]
+            counters.update(d["counters"])
+        for t, n in _legacy_counters(run_dir).items():
+            counters[t] = max(counters.get(t, 0), n)
+    if db is not None:
+        try:
+            if keep_key:
+                entities += [{"placeholder": ph, "type": t, "key": k, "surface": s}
+                             for ph, t, k, s in db.execute(
+                                 f"SELECT placeholder, type, key, surface FROM {KEY_TABLE}"
+                                 " ORDER BY rowid")]
+            for t, n in db.execute(f"SELECT type, n FROM {COUNTERS_TABLE}"):
+                counters[t] = max(counters.get(t, 0), int(n))
+        except sqlite3.OperationalError:  # run.db of an earlier version, opened read-only
+            pass
+    return PseudonymMap.from_dict({"format": MAP_FORMAT, "version": MAP_VERSION,
+                                   "counters": counters, "entities": entities})
+
+
+def migrate_legacy_key(rundb: Any, run_dir: Path) -> list[str]:
+    """Move ``pseudonyms.json`` / ``pseudonym-counters.json`` into run.db; returns their names.
+
+    The files are deleted once run.db holds what they held (one committed transaction).
+    """
+    legacy = _legacy_map(run_dir)
+    counters = _legacy_counters(run_dir)
+    if legacy is None and not counters:
+        return []
+    rows = PseudonymRows(counters=dict(counters))
+    if legacy is not None:
+        d = legacy.to_dict()
+        rows.entities = [(e["placeholder"], e["type"], e["key"], e["surface"])
+                         for e in d["entities"]]
+        for t, n in d["counters"].items():
+            rows.counters[t] = max(rows.counters.get(t, 0), int(n))
+    db = rundb.db
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        rundb.insert_pseudonyms(rows)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    moved = []
+    for name in (MAP_FILE, COUNTERS_FILE):
+        if (run_dir / name).exists():
+            (run_dir / name).unlink()
+            moved.append(name)
+    return moved
+
+
 class RunPseudonyms:
     """The redactors and pseudonym map of one run.
 
     Args:
         names: Registered redactor names (``("patterns", "presidio")``).
-        run_dir: The run directory; None for a dry run without one (nothing is written).
-        keep_key: Keep the key (``pseudonyms.json``, mode 0600). False with
-            ``redacted_output``: only the per-type numbering is kept
-            (``pseudonym-counters.json``), so a resumed run never reuses a placeholder for
+        mapping: The run's map so far (see :meth:`open` and :meth:`read`); a new one without.
+        keep_key: Keep the key (the ``pseudonyms`` table of run.db, the file owner-only).
+            False with ``redacted_output``: only the per-type numbering is kept
+            (``pseudonym_counters``), so a resumed run never reuses a placeholder for
             another entity, though it cannot know an entity seen before.
-        write: Write the files (False for a dry run).
+
+    Redaction writes nothing: :meth:`rows_for` gives what a unit adds to run.db, to be saved
+    with the unit (:meth:`vsdcoder.store.rundb.RunDB.save`), then :meth:`mark_saved`.
     """
 
-    def __init__(self, names: Sequence[str], run_dir: Path | None, keep_key: bool = True,
-                 write: bool = True):
+    def __init__(self, names: Sequence[str], mapping: PseudonymMap | None = None,
+                 keep_key: bool = True):
         from vsdcoder.privacy import get_redactor
         from vsdcoder.privacy.pseudonyms import Pseudonymizer
 
         self.names = tuple(names)
         self.keep_key = keep_key
-        self.write = write and run_dir is not None
-        self.map_path = run_dir / MAP_FILE if run_dir is not None else None
-        self.counters_path = run_dir / COUNTERS_FILE if run_dir is not None else None
-        mapping = self._load()
         self.pseudonymizer = Pseudonymizer(get_redactor(list(self.names)), mapping)
-        self._saved = self._state()
+        self._stored = {e["placeholder"] for e in self.mapping.to_dict()["entities"]}
+        self._stored_counts = self.mapping.counts()
+        self._executor: Any = None
+        self._pool: Any = None  # span-finding processes (see :meth:`use_processes`)
+        self._turn: Any = None  # the previous group's placeholders are assigned when done
+        #: Units redacted with the spans found in a process / in the redaction thread.
+        self.redacted = Counter({"process": 0, "thread": 0})
+
+    @classmethod
+    def open(cls, names: Sequence[str], rundb: Any, run_dir: Path, keep_key: bool = True,
+             units: int = 0) -> RunPseudonyms:
+        """For a coding session: migrate a key of an earlier version, load the stored one.
+
+        With ``keep_key`` run.db (and its WAL files) are made owner-only (mode 0600). With
+        ``units`` (to code) of :data:`PROCESS_MIN_UNITS` or more on a machine with several
+        cores, spans are found in a separate process (:meth:`use_processes`).
+        """
+        from vsdcoder.store.rundb import owner_only
+
+        migrate_legacy_key(rundb, Path(run_dir))
+        if keep_key:
+            owner_only(rundb.path)
+        p = cls(names, read_key(rundb.db, None, keep_key), keep_key)
+        if units >= PROCESS_MIN_UNITS and (os.cpu_count() or 1) > 1:
+            p.use_processes()
+        return p
+
+    def use_processes(self, workers: int = 1) -> None:
+        """Find spans in ``workers`` separate processes from now on (:meth:`aredact_units`).
+
+        The placeholders are still assigned in this process, in the order the units are
+        handed in. If a process cannot start or dies, redaction goes on in a thread.
+        """
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self._pool = ProcessPoolExecutor(max_workers=workers,
+                                         mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_finder_init,
+                                         initargs=(self.names, os.getpid()))
+
+    @classmethod
+    def read(cls, names: Sequence[str], db: sqlite3.Connection | None, run_dir: Path | None,
+             keep_key: bool = True) -> RunPseudonyms:
+        """For a dry run: the stored map, read without writing anything."""
+        return cls(names, read_key(db, run_dir, keep_key), keep_key)
 
     @property
     def mapping(self) -> PseudonymMap:
         """The run's map (holds original surfaces: never send it)."""
         return self.pseudonymizer.mapping
 
-    def _load(self) -> PseudonymMap:
-        if self.keep_key and self.map_path is not None and self.map_path.exists():
-            return PseudonymMap.load(self.map_path)
-        if not self.keep_key and self.counters_path is not None and self.counters_path.exists():
-            try:
-                data = json.loads(self.counters_path.read_text(encoding="utf-8"))
-                counters = {str(k): int(v) for k, v in data["counters"].items()}
-            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-                raise UsageError(f"{self.counters_path}: unreadable ({exc}); use a new --out"
-                                 ) from None
-            return PseudonymMap.from_dict({"format": MAP_FORMAT, "version": MAP_VERSION,
-                                           "counters": counters, "entities": []})
-        return PseudonymMap()
-
-    def _state(self) -> tuple[int, tuple[tuple[str, int], ...]]:
-        counts = self.mapping.counts()
-        return len(self.mapping), tuple(counts.items())
-
     def redact_unit(self, text: str, context: str | None) -> RedactedUnit:
-        """Redact a unit's text and context, then save the map if it grew (before sending)."""
+        """Redact a unit's text and context (nothing is written)."""
         rt = self.pseudonymizer.redact(text)
         rc = self.pseudonymizer.redact(context) if context else None
-        self.save()
         return RedactedUnit(rt, rc, _counts(rt, rc))
 
-    def save(self) -> None:
-        """Write the key (or the counters) if anything changed since the last save."""
-        state = self._state()
-        if not self.write or state == self._saved:
-            return
-        if self.keep_key:
-            assert self.map_path is not None
-            self.mapping.save(self.map_path)
-        else:
-            from vsdcoder.store.exports import atomic_write
+    async def aredact_units(self, units: Sequence[tuple[str, str | None]]
+                            ) -> list[RedactedUnit]:
+        """Redact ``(text, context)`` pairs in the run's redaction thread, off the event loop.
 
-            assert self.counters_path is not None
-            body = {"format": "vsdcoder-pseudonym-counters", "counters": self.mapping.counts(),
-                    "note": "numbering only; --redacted-output keeps no key"}
-            atomic_write(self.counters_path,
-                         lambda f: f.write(json.dumps(body, indent=1) + "\n"))
-        self._saved = state
+        One thread, so units are numbered in the order they are handed in.
+
+        Raises:
+            RedactionError: a redactor failed; ``index`` says on which unit.
+        """
+        if self._pool is not None:
+            return await self._aredact_in_process(list(units))
+        if self._turn is None:
+            return await self._aredact_in_thread(list(units))
+        # processes were given up: groups still in them are numbered first
+        before, mine = self._turn, asyncio.get_running_loop().create_future()
+        self._turn = mine
+        try:
+            await before
+            return await self._aredact_in_thread(list(units))
+        finally:
+            if not mine.done():
+                mine.set_result(None)
+
+    async def _aredact_in_thread(self, units: list[tuple[str, str | None]]
+                                 ) -> list[RedactedUnit]:
+        self.redacted["thread"] += len(units)
+        if self._executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._executor = ThreadPoolExecutor(max_workers=1,
+                                                thread_name_prefix="vsdcoder-redact")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._redact_all, units)
+
+    async def _aredact_in_process(self, units: list[tuple[str, str | None]]
+                                  ) -> list[RedactedUnit]:
+        from concurrent.futures.process import BrokenProcessPool
+
+        loop = asyncio.get_running_loop()
+        before, mine = self._turn, loop.create_future()
+        self._turn = mine
+        try:
+            flat = [x for text, context in units for x in (text, context)]
+            try:
+                found = await loop.run_in_executor(self._pool, _find_all, flat)
+            except (BrokenProcessPool, OSError):  # could not start, or died: go on in a thread
+                found = None
+            if before is not None:
+                await before  # placeholders are numbered in the order units came in
+            if found is None:
+                if self._pool is not None:
+                    self._pool.shutdown(wait=False, cancel_futures=True)
+                    self._pool = None
+                return await self._aredact_in_thread(units)
+            if isinstance(found, tuple):
+                raise RedactionError(found[1] // 2, RuntimeError(found[2]))
+            out = []
+            for i, (text, context) in enumerate(units):
+                rt = self.pseudonymizer.redact(text, found[2 * i] or [])
+                rc = self.pseudonymizer.redact(context, found[2 * i + 1] or []) \
+                    if context else None
+                out.append(RedactedUnit(rt, rc, _counts(rt, rc)))
+            self.redacted["process"] += len(units)
+            return out
+        finally:
+            if not mine.done():
+                mine.set_result(None)
+
+    def _redact_all(self, units: list[tuple[str, str | None]]) -> list[RedactedUnit]:
+        out = []
+        for i, (text, context) in enumerate(units):
+            try:
+                out.append(self.redact_unit(text, context))
+            except Exception as exc:
+                raise RedactionError(i, exc) from exc
+        return out
+
+    def rows_for(self, *reds: Any) -> PseudonymRows:
+        """What run.db must gain to hold the key of these units (entities, or the numbering).
+
+        Every entity the units' texts use that run.db does not hold yet, including entities
+        first seen in units that are not saved yet.
+        """
+        rows = PseudonymRows()
+        seen: set[str] = set()
+        for red in reds:
+            for r in (getattr(red, "text", None), getattr(red, "context", None)):
+                if not isinstance(r, Redacted):
+                    continue
+                for sp in r.spans:
+                    ph = sp.placeholder
+                    if ph in seen:
+                        continue
+                    seen.add(ph)
+                    if self.keep_key:
+                        if ph not in self._stored:
+                            e = self.mapping.entity(ph)
+                            if e is not None:
+                                rows.entities.append((ph, *e))
+                        continue
+                    num = ph[len(sp.type) + 2:-1]
+                    n = int(num) if num.isdigit() else 0
+                    if n > max(self._stored_counts.get(sp.type, 0),
+                               rows.counters.get(sp.type, 0)):
+                        rows.counters[sp.type] = n
+        return rows
+
+    def mark_saved(self, rows: PseudonymRows | None) -> None:
+        """Record that ``rows`` are committed to run.db."""
+        if not rows:
+            return
+        self._stored.update(e[0] for e in rows.entities)
+        for t, n in rows.counters.items():
+            self._stored_counts[t] = max(self._stored_counts.get(t, 0), n)
+
+    def close(self) -> None:
+        """Stop the redaction thread and processes (after the redactions under way)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 def _map_evidence(ev: Mapping[str, Any], red: Redacted) -> dict[str, Any]:

@@ -4,9 +4,10 @@ r"""Consistent, reversible pseudonyms: ``Sarah`` becomes ``<PERSON_1>`` in every
 placeholder ``<TYPE_N>`` (numbered per type, from 1). The same entity — same type, same surface
 once case, Unicode form and whitespace are normalised (phone numbers by their digits, see
 :func:`~vsdcoder.privacy.redactors.entity_key`) — gets the same placeholder in every text that
-shares a :class:`PseudonymMap`. The map holds the original surfaces, so it stays on the machine:
-:meth:`PseudonymMap.save` writes it owner-only (mode 0600) and a resumed run loads it to keep the
-numbering.
+shares a :class:`PseudonymMap`. The map holds the original surfaces, so it stays on the machine.
+A coding run keeps it in its ``run.db`` (see :class:`vsdcoder.privacy.engine.RunPseudonyms`) and
+a resumed run loads it to keep the numbering; :meth:`PseudonymMap.save` writes it as JSON,
+owner-only (mode 0600), for an export or outside a run.
 
 :class:`Redacted` is one redacted text. Offsets the model gives (or a quote it copies) refer to
 the redacted text; :meth:`Redacted.to_original_offsets` and :meth:`Redacted.find_quote` turn
@@ -52,6 +53,7 @@ class PseudonymMap:
         self._by_key: dict[tuple[str, str], str] = {}
         self._surface: dict[str, str] = {}
         self._type: dict[str, str] = {}
+        self._key: dict[str, str] = {}
         self._count: Counter[str] = Counter()
         self._lock = threading.Lock()
 
@@ -77,6 +79,7 @@ class PseudonymMap:
                 self._by_key[key] = ph
                 self._surface[ph] = surface
                 self._type[ph] = type_
+                self._key[ph] = key[1]
             return ph
 
     def surface(self, placeholder: str) -> str | None:
@@ -86,6 +89,14 @@ class PseudonymMap:
     def type_of(self, placeholder: str) -> str | None:
         """The entity type of ``placeholder`` (None if it is not ours)."""
         return self._type.get(placeholder)
+
+    def entity(self, placeholder: str) -> tuple[str, str, str] | None:
+        """``(type, normalised key, first surface)`` of ``placeholder`` (None if not ours)."""
+        t = self._type.get(placeholder)
+        k = self._key.get(placeholder)
+        if t is None or k is None:
+            return None
+        return t, k, self._surface[placeholder]
 
     def counts(self) -> dict[str, int]:
         """Number of distinct entities by type."""
@@ -113,6 +124,7 @@ class PseudonymMap:
             m._by_key[(type_, e["key"])] = ph
             m._surface.setdefault(ph, e["surface"])
             m._type[ph] = type_
+            m._key.setdefault(ph, e["key"])
             match = PLACEHOLDER_RE.fullmatch(ph)
             if match:
                 m._count[type_] = max(m._count[type_], int(match.group(3)))
@@ -332,9 +344,14 @@ class Pseudonymizer:
         """The spans that :meth:`redact` replaces."""
         return self.redactor.find(text)
 
-    def redact(self, text: str) -> Redacted:
-        """``text`` with every identifying span replaced by its placeholder."""
-        spans = self.find(text)
+    def redact(self, text: str, spans: list[Span] | None = None) -> Redacted:
+        """``text`` with every identifying span replaced by its placeholder.
+
+        ``spans``: what :meth:`find` gives for ``text``, if already found (e.g. in another
+        process); only the placeholders are then assigned here.
+        """
+        if spans is None:
+            spans = self.find(text)
         pieces: list[tuple[int, int, str, Span | None]] = [
             (s.start, s.end, self.mapping.placeholder(s.type, s.text), s) for s in spans]
         starts = [s.start for s in spans]

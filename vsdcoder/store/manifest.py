@@ -101,7 +101,8 @@ def build(cfg, compiled, loaded, data_hash: str, run_dir: Path,
                    "schema_hash": compiled.schema_hash},
         "data": {"path": str(d.path), "hash": data_hash, "id_col": d.id_col, "text_col": d.text_col,
                  "context_cols": list(d.context_cols), "meta_cols": list(d.meta_cols),
-                 "dedupe": d.dedupe, "limit": cfg.limit, "sample": cfg.sample,
+                 "dedupe": d.dedupe, "dedupe_ids": d.dedupe_ids, "limit": cfg.limit,
+                 "sample": cfg.sample, "stratify": d.stratify if cfg.sample else None,
                  "sample_seed": cfg.sample_seed if cfg.sample else None},
         "model": cfg.settings.public(),
         "run": {"concurrency": cfg.concurrency, "rpm": cfg.rpm, "tpm": cfg.tpm,
@@ -119,13 +120,16 @@ def build(cfg, compiled, loaded, data_hash: str, run_dir: Path,
 
 def _privacy(cfg, prior: dict[str, Any] | None) -> dict[str, Any]:
     """Redactors, local-only policy and output setting; totals are filled in by :func:`finish`."""
-    from vsdcoder.privacy.engine import COUNTERS_FILE, MAP_FILE
+    from vsdcoder.privacy.engine import COUNTERS_TABLE, KEY_TABLE
 
     p = cfg.privacy.public()
-    if p["redact"]:
-        p["key_file"] = None if p["redacted_output"] else MAP_FILE
+    if p["redact"]:  # the key (or, with redacted_output, the numbering only) is in run.db
+        p["key_file"] = None if p["redacted_output"] else "run.db"
         if p["redacted_output"]:
-            p["counters_file"] = COUNTERS_FILE
+            p["counters_file"] = "run.db"
+            p["counters_table"] = COUNTERS_TABLE
+        else:
+            p["key_table"] = KEY_TABLE
     before = (prior or {}).get("privacy") or {}
     for k in ("redactions", "units_redacted"):
         if k in before:

@@ -1,10 +1,14 @@
-"""``vsdcoder runs purge``: remove a run's stored texts and the key to its pseudonyms.
+"""``vsdcoder runs purge``: remove a run's stored texts, its answers and the key to its pseudonyms.
 
-What stays: codes, quote offsets and verification flags, statuses, tokens, costs, the manifest.
-What goes: texts, contexts, requests, responses, parsed answers and call errors in run.db; the
-quotes and rationales of every unit (run.db, codes.jsonl, codes.csv); error details, which may
-quote an answer; ``pseudonyms.json``; leftover ``*.tmp`` files. run.db is rebuilt with freed
-space overwritten and its WAL truncated, so no old page keeps a text.
+What stays: codes, quote offsets and verification flags, statuses, tokens, costs, the manifest,
+the cache keys (hashes) of the calls.
+What goes: texts, contexts, requests, responses, parsed answers and call errors in run.db; batch
+requests with their answers and what was sent; the quotes and rationales of every unit (run.db,
+codes.jsonl, codes.csv); error details, which may quote an answer; the key to the pseudonyms
+(run.db table ``pseudonyms``, or ``pseudonyms.json`` of an earlier version); leftover ``*.tmp``
+files; and the run's entries in the shared response cache (see :func:`run_cache_keys`).
+run.db and the cache are rebuilt with freed space overwritten and their WAL truncated, so no old
+page keeps a text.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -45,17 +50,99 @@ def _rewrite_csv(path: Path) -> None:
     atomic_write(path, lambda f: f.write(buf.getvalue()))
 
 
-def purge_run(run_dir: Path) -> dict[str, Any]:
-    """Purge ``run_dir`` (see the module docs); returns what was done."""
-    from vsdcoder.privacy.engine import MAP_FILE
+def check_run_dir(run_dir: Path) -> None:
+    """Refuse a path that is not a run directory.
+
+    Raises:
+        UsageError: no such directory, or no run.db in it.
+    """
+    if not Path(run_dir).is_dir():
+        raise UsageError(f"{run_dir}: no such run directory")
+    if not (Path(run_dir) / "run.db").is_file():
+        raise UsageError(f"{run_dir}: not a run directory (no run.db)")
+
+
+def run_cache_keys(db: sqlite3.Connection) -> set[str]:
+    """The response-cache keys of every request a run made (read only).
+
+    Each call records its key (``calls.cache_key``); for calls stored by an earlier version
+    the key is computed again from the stored request; batch requests record theirs.
+    """
+    from vsdcoder.coding.cache import request_key
+
+    def rows(*queries: str) -> list[tuple[Any, ...]]:
+        for q in queries:  # the first one this run.db's schema can answer
+            try:
+                return db.execute(q).fetchall()
+            except sqlite3.OperationalError:
+                continue
+        return []
+
+    keys = {r[0] for r in rows("SELECT DISTINCT cache_key FROM calls WHERE cache_key IS NOT NULL")}
+    for (req,) in rows("SELECT request FROM calls_full WHERE cache_key IS NULL"
+                       " AND request IS NOT NULL",
+                       "SELECT request FROM calls_full WHERE request IS NOT NULL",
+                       "SELECT request FROM calls WHERE request IS NOT NULL"):
+        try:
+            keys.add(request_key(json.loads(req)))
+        except (ValueError, TypeError):
+            continue
+    keys |= {r[0] for r in rows("SELECT DISTINCT key FROM batch_requests WHERE key IS NOT NULL")}
+    return keys
+
+
+def purge_cache(keys: set[str], cache_dir: Path | None = None) -> dict[str, Any]:
+    """Delete ``keys`` from the response cache in ``cache_dir`` (default: the usual one).
+
+    Returns:
+        ``path`` of the cache (None if there is none), ``deleted`` entries.
+
+    Raises:
+        OSError, sqlite3.Error: the cache cannot be opened or emptied of them.
+    """
+    from vsdcoder.coding.cache import ResponseCache
+
+    cache = ResponseCache.open_existing(cache_dir)
+    if cache is None:
+        return {"path": None, "deleted": 0}
+    try:
+        return {"path": str(cache.path), "deleted": cache.delete(keys)}
+    finally:
+        cache.close()
+
+
+def purge_run(run_dir: Path, cache_dir: Path | None = None,
+              keep_cache: bool = False) -> dict[str, Any]:
+    """Purge ``run_dir`` (see the module docs); returns what was done.
+
+    Args:
+        run_dir: The run directory.
+        cache_dir: The response cache to remove the run's entries from (default:
+            ``$VSDCODER_CACHE_DIR`` or the user cache directory).
+        keep_cache: Leave the response cache alone.
+
+    Raises:
+        UsageError: not a run directory, in use, or the response cache could not be purged
+            (the run itself is purged then; ``vsdcoder cache purge --run`` retries the cache).
+    """
+    from vsdcoder.privacy.engine import migrate_legacy_key
     from vsdcoder.store import manifest as mf
 
     run_dir = Path(run_dir)
+    check_run_dir(run_dir)
     lock = _lock(run_dir)
+    cache_error: str | None = None
+    cache_done: dict[str, Any] = {"path": None, "deleted": 0}
     try:
         db = RunDB(run_dir / "run.db")
         try:
-            n = db.purge_texts()
+            legacy = migrate_legacy_key(db, run_dir)  # an old pseudonyms.json goes with the key
+            if not keep_cache:
+                try:
+                    cache_done = purge_cache(run_cache_keys(db.db), cache_dir)
+                except (OSError, sqlite3.Error) as exc:
+                    cache_error = str(exc)
+            done = db.purge_texts()
             units = list(db.iter_units())
         finally:
             db.close()
@@ -64,19 +151,26 @@ def purge_run(run_dir: Path) -> dict[str, Any]:
                 json.dumps(unit_line(u), ensure_ascii=False) + "\n" for u in units))
         if (run_dir / "codes.csv").exists():
             _rewrite_csv(run_dir / "codes.csv")
-        key = run_dir / MAP_FILE
-        key_deleted = key.exists()
-        if key_deleted:
-            key.unlink()
+        key_deleted = bool(done["pseudonyms"]) or "pseudonyms.json" in legacy
         temps = sorted({*run_dir.glob("*.tmp"), *run_dir.glob(".*.tmp")})
         for t in temps:
             t.unlink(missing_ok=True)
         manifest = mf.read(run_dir) or {}
+        removed = ["texts", "contexts", "requests", "responses", "parsed answers", "quotes",
+                   "rationales", "error details"]
+        if done["batch_requests"]:
+            removed.append("batch requests and answers")
+        if key_deleted:
+            removed.append("pseudonym key")
+        if cache_done["deleted"]:
+            removed.append("response cache entries")
         record = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                  "units": n, "key_deleted": key_deleted,
-                  "removed": ["texts", "contexts", "requests", "responses", "parsed answers",
-                              "quotes", "rationales", "error details"]
-                  + (["pseudonyms.json"] if key_deleted else [])}
+                  "units": done["units"], "key_deleted": key_deleted,
+                  "pseudonyms_deleted": done["pseudonyms"],
+                  "batch_requests_deleted": done["batch_requests"],
+                  "cache_entries_deleted": cache_done["deleted"], "removed": removed}
+        if cache_error:
+            record["cache_error"] = cache_error
         manifest["purges"] = [*manifest.get("purges", []), record]
         mf.write(run_dir, manifest)
         for leftover in ("run.db-wal", "run.db-shm"):  # closed cleanly: normally gone already
@@ -86,4 +180,10 @@ def purge_run(run_dir: Path) -> dict[str, Any]:
                                  "run.db and purge again")
     finally:
         lock.release()
-    return {"units": n, "key_deleted": key_deleted, "temp_files": [str(t) for t in temps]}
+    if cache_error:
+        raise UsageError(f"{run_dir} was purged, but its entries in the response cache were "
+                         f"not: {cache_error}. Close other vsdcoder processes, then run "
+                         f"'vsdcoder cache purge --run {run_dir}'.")
+    return {"units": done["units"], "key_deleted": key_deleted,
+            "pseudonyms": done["pseudonyms"], "batch_requests": done["batch_requests"],
+            "cache": cache_done, "temp_files": [str(t) for t in temps]}

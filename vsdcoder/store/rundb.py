@@ -84,9 +84,44 @@ def m004_prompt_parts(db: sqlite3.Connection) -> None:
     ``response_format_ref``: a sha256 key of ``prompt_parts``); the view puts them back.
     """
     db.execute("CREATE TABLE prompt_parts (hash TEXT PRIMARY KEY, content TEXT NOT NULL)")
-    cols = "id, unit_id, attempt, session, started, latency, model, response, parsed, errors," \
-           " tokens_in, tokens_out, cached_tokens, cost, cache_hit, status, redactions," \
-           " call_group"
+    _calls_full_view(db, CALL_COLUMNS[:-1])
+
+
+@migration
+def m005_pseudonyms(db: sqlite3.Connection) -> None:
+    """The key to the pseudonyms (``--redact``), formerly ``pseudonyms.json``.
+
+    Written in the transaction of the unit that first used an entity (or, with ``--batch``,
+    of the batch that first sends it), so a unit is never stored without its key. With
+    ``--redacted-output`` only ``pseudonym_counters`` is kept (numbers, no surfaces).
+    """
+    _script(db, """
+        CREATE TABLE pseudonyms (
+            placeholder TEXT PRIMARY KEY, type TEXT NOT NULL, key TEXT NOT NULL,
+            surface TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX pseudonyms_entity ON pseudonyms(type, key);
+        CREATE TABLE pseudonym_counters (type TEXT PRIMARY KEY, n INTEGER NOT NULL)
+        """)
+
+
+@migration
+def m006_call_cache_keys(db: sqlite3.Connection) -> None:
+    """Each call's response-cache key, so that the run's cache entries can be found."""
+    db.execute("ALTER TABLE calls ADD COLUMN cache_key TEXT")
+    db.execute("DROP VIEW calls_full")
+    _calls_full_view(db, CALL_COLUMNS)
+
+
+#: Columns of ``calls`` besides ``request``, in the order of the ``calls_full`` view.
+CALL_COLUMNS = ("id", "unit_id", "attempt", "session", "started", "latency", "model",
+                "response", "parsed", "errors", "tokens_in", "tokens_out", "cached_tokens",
+                "cost", "cache_hit", "status", "redactions", "call_group", "cache_key")
+
+
+def _calls_full_view(db: sqlite3.Connection, columns: tuple[str, ...]) -> None:
+    """``calls_full``: ``calls`` with each request's static parts put back."""
+    cols = ", ".join(columns)
     q = f"SELECT {cols}, request AS r FROM calls"
     for path, ref, as_json in PROMPT_PART_REFS:
         value = f"(SELECT content FROM prompt_parts WHERE hash = json_extract(r, '$.{ref}'))"
@@ -94,9 +129,9 @@ def m004_prompt_parts(db: sqlite3.Connection) -> None:
             value = f"json({value})"
         q = (f"SELECT {cols}, CASE WHEN json_extract(r, '$.{ref}') IS NULL THEN r ELSE "
              f"json_remove(json_set(r, '$.{path}', {value}), '$.{ref}') END AS r FROM ({q})")
-    db.execute(f"CREATE VIEW calls_full AS SELECT id, unit_id, attempt, session, started,"
-               f" latency, model, r AS request, response, parsed, errors, tokens_in, tokens_out,"
-               f" cached_tokens, cost, cache_hit, status, redactions, call_group FROM ({q})")
+    head = ", ".join(columns[:7])
+    tail = ", ".join(columns[7:])
+    db.execute(f"CREATE VIEW calls_full AS SELECT {head}, r AS request, {tail} FROM ({q})")
 
 
 #: Where the static parts of a request go: (JSON path, reference key, stored as JSON).
@@ -137,6 +172,23 @@ class CallLog:
     #: unit's row; request and response are stored on the first unit's row only, and tokens
     #: and cost are split between the units so that sums over ``calls`` stay exact.
     group: str | None = None
+    #: The response-cache key of the request (computed from ``request`` when stored if unset).
+    cache_key: str | None = None
+
+
+@dataclass
+class PseudonymRows:
+    """Pseudonyms to store with a unit (see :meth:`RunDB.save`): what run.db lacks so far.
+
+    ``entities``: ``(placeholder, type, key, surface)`` of entities new to run.db;
+    ``counters``: per-type numbering to keep (``--redacted-output``, which keeps no key).
+    """
+
+    entities: list[tuple[str, str, str, str]] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.entities or self.counters)
 
 
 @dataclass
@@ -268,51 +320,80 @@ class RunDB:
             self._parts.add(key)
         return key
 
-    def done_lookup(self, retry_failed: bool = False) -> DoneLookup:
-        """Like :meth:`done_ids`, but queried per id instead of loaded (flat memory)."""
-        return DoneLookup(self.db, retry_failed)
+    def done_lookup(self, retry_failed: bool = False,
+                    session: int | None = None) -> DoneLookup:
+        """Like :meth:`done_ids`, but queried per id instead of loaded (flat memory).
+
+        With ``session``, a unit saved in that session counts as done whatever its status
+        (with ``retry_failed``, a unit that failed again in this session is not retried in it).
+        """
+        return DoneLookup(self.db, retry_failed, session)
 
     def _insert_calls(self, unit_id: str, calls: list[CallLog], session: int,
                       store_text: bool) -> None:
+        from vsdcoder.coding.cache import request_key
+
         db = self.db
         for c in calls:
+            key = c.cache_key or (request_key(c.request) if c.request else None)
             db.execute(
                 "INSERT INTO calls(unit_id, attempt, session, started, latency, model, request,"
                 " response, parsed, errors, tokens_in, tokens_out, cached_tokens, cost,"
-                " cache_hit, status, redactions, call_group)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " cache_hit, status, redactions, call_group, cache_key)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (unit_id, c.attempt, session, c.started, c.latency, c.model,
                  _dumps(self._shrink(c.request if store_text or c.request is None
                                      else _strip_request(c.request))),
                  _dumps(c.response if store_text else None), _dumps(c.parsed),
                  _dumps(c.errors), c.tokens_in, c.tokens_out, c.cached_tokens, c.cost,
-                 int(c.cache_hit), c.status, _dumps(c.redactions), c.group),
+                 int(c.cache_hit), c.status, _dumps(c.redactions), c.group, key),
             )
 
+    def insert_pseudonyms(self, rows: PseudonymRows | None) -> None:
+        """Add pseudonyms (inside the caller's transaction); known entities are ignored."""
+        if not rows:
+            return
+        if rows.entities:
+            self.db.executemany("INSERT OR IGNORE INTO pseudonyms(placeholder, type, key,"
+                                " surface) VALUES (?, ?, ?, ?)", rows.entities)
+        if rows.counters:
+            self.db.executemany(
+                "INSERT INTO pseudonym_counters(type, n) VALUES (?, ?) ON CONFLICT(type)"
+                " DO UPDATE SET n = max(n, excluded.n)", sorted(rows.counters.items()))
+
     def save_calls(self, unit_id: str, calls: list[CallLog], session: int,
-                   store_text: bool = True) -> None:
+                   store_text: bool = True, pseudonyms: PseudonymRows | None = None) -> None:
         """Log calls already paid for a unit that is not finished (e.g. at a budget stop).
 
         The unit gets no row: it is coded again next time, and these calls stay in the log
-        (and in the run's tokens and cost), since they were paid for.
+        (and in the run's tokens and cost), since they were paid for, with the pseudonyms
+        their requests used.
         """
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
             self._insert_calls(unit_id, calls, session, store_text)
+            self.insert_pseudonyms(pseudonyms)
             db.execute("COMMIT")
         except BaseException:
             _rollback(db)
             self._parts.clear()
             raise
 
-    def save(self, res: UnitResult, session: int, store_text: bool = True) -> None:
-        """Write a unit's result and its calls in one transaction."""
+    def save(self, res: UnitResult, session: int, store_text: bool = True,
+             pseudonyms: PseudonymRows | None = None) -> None:
+        """Write a unit's result, its calls and the pseudonyms it used in one transaction.
+
+        ``pseudonyms``: the entities of the unit's redacted text and context that run.db does
+        not hold yet (``--redact``), so a unit is never stored without its key, nor a key
+        of a unit that was not stored.
+        """
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
             db.execute("DELETE FROM calls WHERE unit_id=? AND session=?", (res.id, session))
             self._insert_calls(res.id, res.calls, session, store_text)
+            self.insert_pseudonyms(pseudonyms)
             db.execute(
                 "INSERT OR REPLACE INTO units(id, row, status, result, error, attempts,"
                 " quote_verified, tokens_in, tokens_out, cost, cached, session, finished, text,"
@@ -374,15 +455,22 @@ class RunDB:
                 "tokens_in": r[9], "tokens_out": r[10], "cost": r[11], "cached": bool(r[12]),
             }
 
-    def purge_texts(self) -> int:
-        """Remove every stored copy of the coded texts; returns the number of units touched.
+    def purge_texts(self) -> dict[str, int]:
+        """Remove every stored copy of the coded texts and the key to the pseudonyms.
 
         Texts, contexts, requests, responses, parsed answers and call errors are removed;
         in each unit's result the quotes and rationales are removed and error messages are
-        cut to their first part (they can quote the answer). Codes, offsets, verification
-        flags, tokens and costs stay. Freed space is overwritten (``secure_delete``), the
+        cut to their first part (they can quote the answer). Batch requests go with their
+        answers and what was sent (a request of a batch still running keeps only its ids, so
+        that its answer is not paid for twice). The key to the pseudonyms goes; their
+        numbering stays in ``pseudonym_counters``, so a resumed run never gives an old
+        placeholder to a new entity. Codes, offsets, verification flags, tokens, costs and
+        the cache keys of the calls stay. Freed space is overwritten (``secure_delete``), the
         database is rebuilt (``VACUUM``) and the WAL checkpointed and truncated, so no old
         page keeps a text.
+
+        Returns:
+            ``units`` touched, ``batch_requests`` deleted, ``pseudonyms`` deleted.
         """
         db = self.db
         db.execute("PRAGMA secure_delete=ON")
@@ -397,29 +485,94 @@ class RunDB:
                 new_result = _dumps(scrub_result(json.loads(result))) if result else None
                 db.execute("UPDATE units SET result=?, error=? WHERE id=?",
                            (new_result, scrub_error(error), uid))
+            batch = db.execute(
+                "DELETE FROM batch_requests WHERE closed=1 OR batch_n IS NULL OR batch_n NOT IN"
+                " (SELECT n FROM batches WHERE state IN ('uploading', 'submitting',"
+                " 'submitted'))").rowcount
+            db.execute("UPDATE batch_requests SET response=NULL, sent=NULL, error=NULL")
+            keys = self._drop_key()
             db.execute("COMMIT")
         except BaseException:
             _rollback(db)
             raise
         db.execute("VACUUM")
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        return n
+        checkpoint(db)
+        return {"units": n, "batch_requests": batch, "pseudonyms": keys}
+
+    def _drop_key(self) -> int:
+        """Delete the pseudonym key, keeping its numbering (inside a transaction)."""
+        top: dict[str, int] = {}
+        for ph, type_ in self.db.execute("SELECT placeholder, type FROM pseudonyms"):
+            num = ph[len(type_) + 2:-1]
+            if num.isdigit():
+                top[type_] = max(top.get(type_, 0), int(num))
+        self.insert_pseudonyms(PseudonymRows(counters=top))
+        return self.db.execute("DELETE FROM pseudonyms").rowcount
+
+
+def checkpoint(db: sqlite3.Connection) -> None:
+    """Copy the WAL into the database and truncate it to zero bytes.
+
+    Raises:
+        sqlite3.OperationalError: another connection kept the WAL from being emptied (its
+            old pages, which may hold deleted text, would stay in the file).
+    """
+    busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    if busy:
+        raise sqlite3.OperationalError("database is locked: another process is reading it, "
+                                       "so its write-ahead log could not be emptied")
+
+
+def open_readonly(path: Path) -> sqlite3.Connection:
+    """``path`` opened read-only: no migration, no write, works in a read-only directory.
+
+    Raises:
+        sqlite3.Error: not a readable SQLite database.
+    """
+    uri = Path(path).resolve().as_uri()
+    db = sqlite3.connect(uri + "?mode=ro", uri=True, check_same_thread=False)
+    try:
+        db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+    except sqlite3.OperationalError:  # a read-only directory: the WAL index cannot be made
+        db.close()
+        db = sqlite3.connect(uri + "?immutable=1", uri=True, check_same_thread=False)
+        db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+    return db
+
+
+def owner_only(db_path: Path) -> None:
+    """Make the database file and its WAL files readable by the owner only (POSIX)."""
+    import os
+
+    if os.name != "posix":
+        return
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        p = Path(str(db_path) + suffix)
+        try:
+            if p.exists() and p.stat().st_mode & 0o077:
+                os.chmod(p, 0o600)
+        except OSError:
+            pass
 
 
 class DoneLookup:
     """``uid in lookup``: the unit needs no more work (see :meth:`RunDB.done_ids`).
 
     One indexed query per id, so resuming a 100,000-unit run holds no set of ids in memory.
+    With ``session``, units saved in that session are done too, whatever their status.
     """
 
-    def __init__(self, db: sqlite3.Connection, retry_failed: bool = False):
+    def __init__(self, db: sqlite3.Connection, retry_failed: bool = False,
+                 session: int | None = None):
         self.db = db
         self.statuses = {"coded", "skipped", "duplicate"} | (set() if retry_failed
                                                               else {"failed"})
+        self.session = session
 
     def __contains__(self, uid: object) -> bool:
-        r = self.db.execute("SELECT status FROM units WHERE id=?", (uid,)).fetchone()
-        return r is not None and r[0] in self.statuses
+        r = self.db.execute("SELECT status, session FROM units WHERE id=?", (uid,)).fetchone()
+        return r is not None and (r[0] in self.statuses
+                                  or (self.session is not None and r[1] == self.session))
 
 
 #: What replaces a removed quote or rationale after ``vsdcoder runs purge``.
