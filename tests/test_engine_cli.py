@@ -189,7 +189,10 @@ def test_cli_code_end_to_end_then_runs_list_and_show_and_no_key_stored(tmp_path,
         assert p.returncode == 0, p.stderr
         assert "Traceback" not in p.stdout + p.stderr
         assert f"run finished: {out}" in p.stdout
-        assert "1 unit(s) failed" in p.stdout
+        # the failed unit is counted once (in the table, coded and failed apart), then only
+        # what to do about it
+        assert "4 coded, 1 failed" in p.stdout and "unit(s) failed" not in p.stdout
+        assert "--retry-failed" in p.stdout
         assert len(srv.requests) == 7  # 1 + 1 (400) + 2 (re-ask) + 2 (500, retry) + 1
         first = next(r for r in srv.requests if unit_text(r) == "my boss shouts at me")
         assert (

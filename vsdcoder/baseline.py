@@ -7,6 +7,9 @@ format of an LLM run (``manifest.json``, ``run.db``, ``codes.jsonl``, ``codes.cs
 baseline sits in the leaderboard like any model.
 
 - Features: TF-IDF of word 1-2 grams with sublinear tf, fitted on the training fold only.
+  With context columns (``--context-cols``, as in ``vsdcoder code``) the context's words are
+  features too, each prefixed with ``ctx_`` so that a word of the context and the same word of
+  the text are different features.
 - ``single`` and ``ordinal`` dimensions: one multinomial logistic regression
   (``class_weight="balanced"``). ``multi`` dimensions: one binary logistic regression per code
   (one-vs-rest), a code is given when its probability is at least 0.5. ``text`` dimensions are
@@ -30,6 +33,7 @@ baseline sits in the leaderboard like any model.
 from __future__ import annotations
 
 import os
+import re
 import time
 import warnings
 from collections import Counter
@@ -40,7 +44,7 @@ from typing import Any
 
 from vsdcoder.codebook.model import SPECIFY_SUFFIX, Codebook, Dimension
 from vsdcoder.coding.runner import RunSummary
-from vsdcoder.data.read import DataSpec, Unit, UnitReader, file_hash
+from vsdcoder.data.read import DataSpec, DataWarning, Unit, UnitReader, check_data, file_hash
 from vsdcoder.errors import UsageError
 from vsdcoder.store.rundb import RunDB, UnitResult
 
@@ -56,6 +60,8 @@ TFIDF = {"ngram_range": (1, 2), "sublinear_tf": True, "min_df": 1, "lowercase": 
 LOGREG = {"class_weight": "balanced", "max_iter": 5000, "C": 1.0, "solver": "lbfgs"}
 #: Probability from which a ``multi`` code is given.
 THRESHOLD = 0.5
+#: Prefix of the context's words among the features (``--context-cols``).
+CONTEXT_PREFIX = "ctx_"
 _RARE = "\x00rare"
 _EMPTY = "\x00empty"
 
@@ -261,6 +267,14 @@ class _Task:
     dim: Dimension | None = None
 
 
+def _document(u: Unit) -> str:
+    """What the classifier reads: the text, then the context's words marked ``ctx_``."""
+    if not u.context:
+        return u.text
+    words = re.findall(r"(?u)\b\w\w+\b", u.context.lower())
+    return u.text + "\n" + " ".join(CONTEXT_PREFIX + w for w in words)
+
+
 def _cross_validate(task: _Task, units: list[Unit], folds: int, seed: int
                     ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Out-of-fold predictions for every unit, and the CV metrics on the labelled ones."""
@@ -268,7 +282,7 @@ def _cross_validate(task: _Task, units: list[Unit], folds: int, seed: int
     from sklearn.preprocessing import MultiLabelBinarizer
 
     ids = [u.id for u in units]
-    text = {u.id: u.text for u in units}
+    text = {u.id: _document(u) for u in units}
     labelled = [i for i in ids if i in task.labels]
     others = [i for i in ids if i not in task.labels]
     k = min(folds, len(labelled))
@@ -379,6 +393,9 @@ def run_baseline(
     layout: Any = None,
     id_col: str = "id",
     text_col: str = "text",
+    context_cols: Sequence[str] = (),
+    meta_cols: Sequence[str] = (),
+    dedupe_ids: str = "error",
     folds: int = 5,
     seed: int = 0,
     dimensions: Sequence[str] | None = None,
@@ -397,6 +414,11 @@ def run_baseline(
         layout: The gold file's layout, passed to ``read_gold``.
         id_col: Column of the data with unique ids (matching the gold ids).
         text_col: Column of the data with the text.
+        context_cols: Columns shown as context (as in :func:`vsdcoder.code`): their words are
+            features of their own (prefixed ``ctx_``), and the context is stored with the units.
+        meta_cols: Columns carried into the output.
+        dedupe_ids: A repeated id: ``"error"`` (refuse the file, listing every repeat) or
+            ``"first"`` (use the first row of each id).
         folds: Number of cross-validation folds (at least 2).
         seed: Seed of the fold split and the classifiers.
         dimensions: Only these dimensions (default: every codable one).
@@ -418,10 +440,18 @@ def run_baseline(
         raise UsageError("--folds must be at least 2")
     names = [d.name for d in cb.dimensions]
     if dimensions:
+        from vsdcoder.suggest import close_matches
+
         unknown = [d for d in dimensions if d not in names]
         if unknown:
+            close = {u: c[0] for u in unknown if (c := close_matches(u, names))}
+            hint = ""
+            if close:
+                hint = " (did you mean " + ", ".join(
+                    f"'{c}'" + (f" for '{u}'" if len(unknown) > 1 else "")
+                    for u, c in close.items()) + "?)"
             raise UsageError(f"no dimension {', '.join(map(repr, unknown))} in codebook "
-                             f"'{cb.name}'; it has: {', '.join(names)}")
+                             f"'{cb.name}'; it has: {', '.join(names)}{hint}")
         for d in dimensions:
             when = cb.dimension(d).when
             if when is not None and when.dimension not in dimensions:
@@ -429,14 +459,18 @@ def run_baseline(
                                  f"one of {', '.join(when.codes)}; include '{when.dimension}' "
                                  "in the dimensions too")
     wanted = list(dimensions) if dimensions else names
-    spec = data if isinstance(data, DataSpec) else DataSpec(Path(data), id_col, text_col)
+    spec = data if isinstance(data, DataSpec) else DataSpec(
+        Path(data), id_col, text_col, tuple(context_cols), tuple(meta_cols),
+        dedupe_ids=dedupe_ids)
     if not spec.path.exists():
         raise UsageError(f"{spec.path}: no such data file")
+    # the whole file is checked (columns, every repeated id, units to code) before the gold is
+    # read and before the run directory is made
+    for message in check_data(spec).warnings(spec):
+        warnings.warn(message, DataWarning, stacklevel=2)
     ratings = _load_gold(gold, cb, layout)
     reader = UnitReader(spec)
     units = list(reader)
-    if not units:
-        raise UsageError(f"{spec.path}: no units with text to code")
 
     coders = _training_coders(ratings)
     known = {u.id for u in units}

@@ -23,11 +23,18 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Seed of the folds and the classifiers."),
         id_col: str = typer.Option("id", "--id-col", help="Column with unique ids (as in the gold)."),
         text_col: str = typer.Option("text", "--text-col", help="Column with the text."),
+        context_cols: str | None = typer.Option(None, "--context-cols", help="Comma-separated context columns (as in 'code': their words are features of their own, apart from the text's)."),
+        meta_cols: str | None = typer.Option(None, "--meta-cols", help="Comma-separated columns carried into the output."),
+        encoding: str = typer.Option("utf-8-sig", "--encoding", help="Encoding of CSV/TSV/JSONL files."),
+        dedupe_ids: str = typer.Option("error", "--dedupe-ids", help="A repeated id: 'error' (refuse the file, listing every repeat) or 'first' (use the first row of each id)."),
         dimensions: str | None = typer.Option(None, "--dimensions", help="Comma-separated dimensions (default: all)."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     ) -> None:
         """Train TF-IDF + logistic regression on gold codes (k-fold cross-validated); write its out-of-fold codes as a run."""
         from vsdcoder.baseline import MODEL, run_baseline
+        from vsdcoder.cli.code import _csv_list
+        from vsdcoder.cli.output import data_warnings_to_stderr
+        from vsdcoder.data.read import DataSpec
 
         if out is None:
             from vsdcoder.coding.runner import default_run_dir
@@ -35,9 +42,11 @@ def register(app: typer.Typer) -> None:
             out = default_run_dir(Path(codebook).stem if codebook.endswith((".yaml", ".yml"))
                                   else codebook, MODEL)
         dims = [d.strip() for d in (dimensions or "").split(",") if d.strip()] or None
-        summary = run_baseline(data, codebook, gold, out=out, layout=layout, id_col=id_col,
-                               text_col=text_col, folds=folds, seed=seed, dimensions=dims,
-                               argv=["vsdcoder", *sys.argv[1:]])
+        spec = DataSpec(data, id_col, text_col, _csv_list(context_cols), _csv_list(meta_cols),
+                        encoding, dedupe_ids=dedupe_ids)
+        with data_warnings_to_stderr():
+            summary = run_baseline(spec, codebook, gold, out=out, layout=layout, folds=folds,
+                                   seed=seed, dimensions=dims, argv=["vsdcoder", *sys.argv[1:]])
         if as_json:
             typer.echo(json.dumps({"run_dir": str(summary.run_dir), "status": summary.status,
                                    "counts": summary.counts, "cv": summary.cv,
@@ -53,8 +62,13 @@ def _print(summary) -> None:
 
     out = console()
     table = Table(title=f"baseline (TF-IDF + logistic regression), out-of-fold: {summary.run_dir}")
+    longest = max([len(d) for d in summary.cv] + [len("dimension")])
     for col in ("dimension", "units trained on", "folds", "macro-F1", "accuracy"):
-        table.add_column(col, justify="left" if col == "dimension" else "right")
+        # dimension names stay whole (never broken mid-word)
+        table.add_column(col, justify="left" if col == "dimension" else "right",
+                         overflow="fold" if col == "dimension" else "ellipsis",
+                         min_width=min(longest, max(12, out.width // 3))
+                         if col == "dimension" else None)
     for dim, r in summary.cv.items():
         acc = r.get("accuracy", r.get("exact_match"))
         f1 = "-" if r["macro_f1"] is None else f"{r['macro_f1']:.3f}"

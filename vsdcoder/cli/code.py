@@ -29,9 +29,10 @@ def _print_privacy(privacy: dict | None, run_dir: Path | None) -> None:
     if run_dir is not None:
         if privacy.get("redacted_output"):
             typer.echo("outputs hold redacted text only; no key to the placeholders was kept")
-        elif (Path(run_dir) / "pseudonyms.json").exists():
-            typer.echo(f"key to the placeholders: {run_dir}/pseudonyms.json (owner-only; never "
-                       "sent). 'vsdcoder runs purge' removes it with the stored texts.")
+        elif privacy.get("key_file"):
+            typer.echo(f"key to the placeholders: {run_dir}/{privacy['key_file']} (owner-only; "
+                       "never sent; 'vsdcoder runs pseudonyms' exports it). 'vsdcoder runs "
+                       "purge' removes it with the stored texts.")
 
 
 def _print_batch_dry_run(info: dict | None) -> None:
@@ -61,6 +62,7 @@ def register(app: typer.Typer) -> None:
         meta_cols: str | None = typer.Option(None, "--meta-cols", help="Comma-separated columns carried into the output."),
         encoding: str = typer.Option("utf-8-sig", "--encoding", help="Encoding of CSV/TSV/JSONL files."),
         dedupe: bool = typer.Option(False, "--dedupe", help="Code identical texts once."),
+        dedupe_ids: str = typer.Option("error", "--dedupe-ids", help="A repeated id: 'error' (refuse the file, listing every repeat) or 'first' (code the first row of each id, leave the others out)."),
         api_base: str | None = typer.Option(None, "--api-base", help="Endpoint of an OpenAI-compatible or local server."),
         mode: str | None = typer.Option(None, "--mode", help="tools, json_schema, json or md_json (default: by provider)."),
         temperature: float = typer.Option(0.0, "--temperature"),
@@ -78,6 +80,7 @@ def register(app: typer.Typer) -> None:
         dry_run: bool = typer.Option(False, "--dry-run", help="Show the first prompt, calls, tokens and cost, then exit."),
         limit: int | None = typer.Option(None, "--limit", help="Code only the first N units."),
         sample: int | None = typer.Option(None, "--sample", help="Code a random sample of N units (seeded by --seed)."),
+        stratify: str | None = typer.Option(None, "--stratify", help="With --sample: stratify the sample by this column (proportional, at least one per value)."),
         budget: float | None = typer.Option(None, "--budget", help="Hard stop before spending more than USD."),
         batch: bool = typer.Option(False, "--batch", help="Use the provider's batch API (OpenAI, Azure: half price, within 24 h); resumable."),
         batch_poll: float = typer.Option(30.0, "--batch-poll", help="Seconds between polls of submitted batches."),
@@ -89,21 +92,24 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     ) -> None:
         """Code every unit of DATA with a codebook and a model; resumable with the same --out."""
+        from vsdcoder.cli.output import data_warnings_to_stderr
         from vsdcoder.coding.api import code
 
-        summary = code(
-            data, codebook, model=model, out=out, id_col=id_col, text_col=text_col,
-            context_cols=_csv_list(context_cols), meta_cols=_csv_list(meta_cols),
-            encoding=encoding, dedupe=dedupe, api_base=api_base, mode=mode,
-            temperature=temperature, seed=seed, max_tokens=max_tokens, timeout=timeout,
-            max_retries=max_retries, http_retries=http_retries, concurrency=concurrency, rpm=rpm,
-            tpm=tpm, retry_failed=retry_failed, cache=not no_cache, dry_run=dry_run, limit=limit,
-            sample=sample, sample_seed=seed or 0, budget=budget, store_text=not no_store_text,
-            batch=batch, batch_poll=batch_poll, batch_size=batch_size,
-            redact=redact, local_only=local_only, redacted_output=redacted_output,
-            progress=not as_json and sys.stderr.isatty(), argv=["vsdcoder", *sys.argv[1:]],
-            units_per_call=units_per_call,
-        )
+        with data_warnings_to_stderr():
+            summary = code(
+                data, codebook, model=model, out=out, id_col=id_col, text_col=text_col,
+                context_cols=_csv_list(context_cols), meta_cols=_csv_list(meta_cols),
+                encoding=encoding, dedupe=dedupe, dedupe_ids=dedupe_ids, stratify=stratify,
+                api_base=api_base, mode=mode,
+                temperature=temperature, seed=seed, max_tokens=max_tokens, timeout=timeout,
+                max_retries=max_retries, http_retries=http_retries, concurrency=concurrency, rpm=rpm,
+                tpm=tpm, retry_failed=retry_failed, cache=not no_cache, dry_run=dry_run, limit=limit,
+                sample=sample, sample_seed=seed or 0, budget=budget, store_text=not no_store_text,
+                batch=batch, batch_poll=batch_poll, batch_size=batch_size,
+                redact=redact, local_only=local_only, redacted_output=redacted_output,
+                progress=not as_json and sys.stderr.isatty(), argv=["vsdcoder", *sys.argv[1:]],
+                units_per_call=units_per_call,
+            )
         from vsdcoder.cli.report import print_dry_run, print_summary
 
         if as_json:

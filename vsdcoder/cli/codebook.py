@@ -36,7 +36,10 @@ def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) 
 
     table = Table(title="codebooks")
     for col in ("name", "version", "title", "plugin"):
-        table.add_column(col)
+        # names whole (never broken mid-word); titles wrap at spaces
+        table.add_column(col, no_wrap=col in ("name", "version"),
+                         min_width=max([len(r[col]) for r in rows] + [len(col)])
+                         if col in ("name", "version") else None)
     for r in rows:
         table.add_row(r["name"], r["version"], r["title"], r["plugin"])
     console().print(table)
@@ -76,8 +79,15 @@ def show_cmd(
     codebook: str = typer.Argument(..., help="A codebook YAML file or a registered name."),
     as_json: bool = typer.Option(False, "--json",
                                  help="Print name, version, hash, messages, schema as JSON."),
+    plain: bool = typer.Option(False, "--plain",
+                               help="Plain text, full lines, no boxes (the default when the "
+                                    "output is not a terminal)."),
 ) -> None:
-    """Print the compiled prompt and the response schema."""
+    """Print the compiled prompt and the response schema.
+
+    On a terminal each message is in a box; redirected to a file or a pipe (or with --plain)
+    it is plain text with every line whole, whatever the width.
+    """
     from vsdcoder.codebook.compile import compile_codebook
     from vsdcoder.codebook.load import load_codebook
 
@@ -94,6 +104,9 @@ def show_cmd(
 
     out = console()
     cb = loaded.codebook
+    if plain or not out.is_terminal:
+        _show_plain(cb, compiled)
+        return
     out.print(f"[bold]{cb.name}[/] {cb.version}  {cb.title or ''}")
     out.print(f"prompt {compiled.hash}  (codebook {compiled.codebook_hash})")
     for m in compiled.messages():
@@ -101,6 +114,17 @@ def show_cmd(
                         expand=True), markup=False)
     out.print(Panel(Syntax(json.dumps(compiled.schema, indent=2, ensure_ascii=False), "json",
                            word_wrap=True), title="response schema", title_align="left"))
+
+
+def _show_plain(cb, compiled) -> None:
+    """The prompt and schema as plain text: no box, no wrapping, no truncation."""
+    typer.echo(f"{cb.name} {cb.version}  {cb.title or ''}".rstrip())
+    typer.echo(f"prompt {compiled.hash}  (codebook {compiled.codebook_hash})")
+    for m in compiled.messages():
+        typer.echo(f"\n===== {m['role']} message =====")
+        typer.echo(m["content"])
+    typer.echo("\n===== response schema =====")
+    typer.echo(json.dumps(compiled.schema, indent=2, ensure_ascii=False))
 
 
 def _export_formats() -> list[str]:
@@ -119,11 +143,13 @@ def export_cmd(
     from vsdcoder.codebook.load import load_codebook
     from vsdcoder.errors import UsageError
     from vsdcoder.plugins import get_registry
+    from vsdcoder.suggest import did_you_mean
 
     exporters = get_registry().exporters
     if fmt not in exporters:
         raise UsageError(f"unknown export format '{fmt}'; "
-                         f"available: {', '.join(_export_formats())}")
+                         f"available: {', '.join(_export_formats())}"
+                         f"{did_you_mean(fmt, exporters)}")
     loaded = load_codebook(codebook)
     exporters[fmt].obj(loaded.codebook, out)
     typer.echo(f"wrote {out}")

@@ -28,7 +28,7 @@ def eval_cmd(
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap and the permutation tests."),
     permutations: int = typer.Option(1000, "--permutations", help="Shuffles per code for the permutation test (0: none)."),
     codes: bool = typer.Option(True, "--codes/--no-codes", help="Print the per-code tables."),
-    gold_spans: Path | None = typer.Option(None, "--gold-spans", help="Gold spans of a segment codebook (CSV: id, code, start, end[, dimension]); also score the records by span overlap."),
+    gold_spans: Path | None = typer.Option(None, "--gold-spans", help="Gold spans (CSV: id, code, start, end[, dimension]); also score the quotes (segment records, a document's quote and per-dimension quotes) by span overlap, per dimension and code."),
     min_overlap: float = typer.Option(0.5, "--min-overlap", help="Least IoU of a span match (with --gold-spans)."),
 ) -> None:
     """Agreement of runs with gold codes, per dimension and code, with CIs and a human baseline."""
@@ -79,14 +79,21 @@ def _print_spans(report, out) -> None:
     """A small table of span overlap per prediction, dimension and code."""
     from rich.table import Table
 
+    from vsdcoder.reliability.report import span_summary
+
     for p in report.preds:
         ov = p.span_overlap or {}
+        out.print(f"Span overlap: {p.name}: {span_summary(ov)}", markup=False, highlight=False)
         for dim, sc in (ov.get("dimensions") or {}).items():
-            t = Table(title=f"Span overlap: {p.name} / {dim} (IoU >= {sc['min_overlap']}; "
-                            f"{ov.get('unverified', 0)} unverified record(s) skipped)")
+            t = Table(title=f"Span overlap: {p.name} / {dim} (IoU >= {sc['min_overlap']})")
+            longest = max([len(c) for c in sc["codes"]] + [len("(micro)")])
             for col in ("code", "gold", "pred", "matched", "precision", "recall", "F1",
                         "mean IoU"):
-                t.add_column(col, justify="left" if col == "code" else "right")
+                # code names stay whole (never broken mid-word)
+                t.add_column(col, justify="left" if col == "code" else "right",
+                             overflow="fold" if col == "code" else "ellipsis",
+                             min_width=min(longest, max(12, out.width // 3))
+                             if col == "code" else None)
             for code, c in [*sc["codes"].items(), ("(micro)", sc["micro"])]:
                 t.add_row(code, str(c["gold"]), str(c["predicted"]), str(c["matched"]),
                           _fmt(c["precision"]), _fmt(c["recall"]), _fmt(c["f1"]),

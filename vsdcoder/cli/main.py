@@ -34,8 +34,10 @@ def _root(
 def build_app() -> typer.Typer:
     """A new app with the built-in command groups, then whatever the plugins add."""
     from vsdcoder.cli import baseline, code, codebook, demo, plugins, runs
+    from vsdcoder.cli import cache as cache_cli
     from vsdcoder.cli import eval as eval_cli
     from vsdcoder.cli import evals as evals_cli
+    from vsdcoder.cli import models as models_cli
     from vsdcoder.cli import privacy as privacy_cli
     from vsdcoder.plugins import call_register_commands
 
@@ -52,11 +54,13 @@ def build_app() -> typer.Typer:
     app.add_typer(codebook.app, name="codebook")
     code.register(app)
     app.add_typer(runs.app, name="runs")
+    app.add_typer(cache_cli.app, name="cache")
     app.add_typer(eval_cli.app, name="eval")
     evals_cli.register(app)
     plugins.register(app)
     demo.register(app)
     privacy_cli.register(app)
+    models_cli.register(app)
     baseline.register(app)
     call_register_commands(app)
     return app

@@ -22,7 +22,7 @@ def print_summary(summary: Any) -> None:
             table.add_row(k, f"{c[k]:,}")
     if t.get("units_quote_unverified"):
         table.add_row("coded, quote not verified", f"{t['units_quote_unverified']:,}")
-    table.add_row("coded this session", f"{summary.coded_this_session:,}")
+    table.add_row("this session", _this_session(summary))
     table.add_row("model calls (cache hits)", f"{t.get('calls', 0):,} ({t.get('cache_hits', 0):,})")
     tokens_in = f"{t.get('tokens_in', 0):,}"
     if t.get("cached_tokens"):  # prompt tokens the provider served from its prompt cache
@@ -45,10 +45,42 @@ def print_summary(summary: Any) -> None:
         out.print("[yellow]Most answers from multi-unit calls had to be asked for again one "
                   "unit at a time:[/] this model does not follow the multi-unit format well, "
                   "so --units-per-call 1 is likely cheaper and faster.")
-    if c.get("failed"):
-        out.print(f"{c['failed']} unit(s) failed (see codes.jsonl 'error'); rerun with "
+    if c.get("failed"):  # counted in the table above; say only what to do about them
+        out.print("The failed units have their reason in codes.jsonl ('error'); rerun with "
                   "--retry-failed to try them again.")
     out.print(f"codes: {summary.run_dir}/codes.csv, {summary.run_dir}/codes.jsonl")
+
+
+def session_counts(run_dir: Any) -> dict[str, int] | None:
+    """Units finished in the run's last session, by status (None if run.db cannot say)."""
+    import sqlite3
+    from pathlib import Path
+
+    path = Path(run_dir) / "run.db" if run_dir else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            rows = db.execute("SELECT status, COUNT(*) FROM units WHERE session = "
+                              "(SELECT MAX(id) FROM sessions) GROUP BY status").fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+    return {str(k): int(v) for k, v in rows}
+
+
+def _this_session(summary: Any) -> str:
+    """``12 coded, 3 failed`` in this session (units finished, not only those coded)."""
+    n = summary.coded_this_session  # every unit finished this session, failed ones too
+    counts = session_counts(summary.run_dir)
+    if counts is None or sum(counts.get(k, 0) for k in ("coded", "failed")) != n:
+        return f"{n:,} unit(s) finished"
+    parts = [f"{counts.get('coded', 0):,} coded"]
+    if counts.get("failed"):
+        parts.append(f"{counts['failed']:,} failed")
+    return ", ".join(parts)
 
 
 def print_dry_run(info: dict[str, Any]) -> None:
@@ -57,8 +89,12 @@ def print_dry_run(info: dict[str, Any]) -> None:
 
     out = console()
     for m in info["messages"]:
-        out.print(Panel(m["content"], title=f"{m['role']} message (unit {info['first_unit']})",
-                        title_align="left"), markup=False)
+        title = f"{m['role']} message (unit {info['first_unit']})"
+        if out.is_terminal:
+            out.print(Panel(m["content"], title=title, title_align="left"), markup=False)
+        else:  # redirected: full lines, no box (a box cuts every line at its edge)
+            out.print(f"===== {title} =====\n{m['content']}", markup=False, highlight=False,
+                      crop=False, soft_wrap=True)
     cost = info["estimated_cost_usd"]
     k = info.get("units_per_call", 1)
     what = (f"{info['calls']:,} units to code" if k == 1 else
