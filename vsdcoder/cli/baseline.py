@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train TF-IDF + logistic regression on gold codes (k-fold cross-validated); write its out-of-fold codes as a run."""
         from vsdcoder.baseline import MODEL, run_baseline
-        from vsdcoder.cli.code import _csv_list
+        from vsdcoder.cli.code import csv_list
         from vsdcoder.cli.output import data_warnings_to_stderr
         from vsdcoder.data.read import DataSpec
 
@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
             out = default_run_dir(Path(codebook).stem if codebook.endswith((".yaml", ".yml"))
                                   else codebook, MODEL)
         dims = [d.strip() for d in (dimensions or "").split(",") if d.strip()] or None
-        spec = DataSpec(data, id_col, text_col, _csv_list(context_cols), _csv_list(meta_cols),
+        spec = DataSpec(data, id_col, text_col, csv_list(context_cols), csv_list(meta_cols),
                         encoding, dedupe_ids=dedupe_ids)
         with data_warnings_to_stderr():
             summary = run_baseline(spec, codebook, gold, out=out, layout=layout, folds=folds,

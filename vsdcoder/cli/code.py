@@ -9,7 +9,8 @@ from pathlib import Path
 import typer
 
 
-def _csv_list(value: str | None) -> tuple[str, ...]:
+def csv_list(value: str | None) -> tuple[str, ...]:
+    """The items of a comma-separated option value (``"a, b"`` -> ``("a", "b")``), blanks dropped."""
     return tuple(v.strip() for v in (value or "").split(",") if v.strip())
 
 
@@ -98,7 +99,7 @@ def register(app: typer.Typer) -> None:
         with data_warnings_to_stderr():
             summary = code(
                 data, codebook, model=model, out=out, id_col=id_col, text_col=text_col,
-                context_cols=_csv_list(context_cols), meta_cols=_csv_list(meta_cols),
+                context_cols=csv_list(context_cols), meta_cols=csv_list(meta_cols),
                 encoding=encoding, dedupe=dedupe, dedupe_ids=dedupe_ids, stratify=stratify,
                 api_base=api_base, mode=mode,
                 temperature=temperature, seed=seed, max_tokens=max_tokens, timeout=timeout,
