@@ -421,6 +421,26 @@ def test_ids_on_one_side_only_are_listed():
     assert rep.to_dict()["preds"][0]["units"]["only_pred"] == ["f", "g"]
 
 
+def test_gold_units_a_run_did_not_code_are_listed_once_by_status():
+    u = ["a", "b", "c", "d", "e", "f"]
+    gold = ratings({"gold": "gold"}, u, stressor={"gold": ["work", "school"] * 3})
+    pred = ratings({"llm": "llm"}, [*u, "x"],
+                   stressor={"llm": ["work", None, None, "work", None, "school", None]})
+    pred.evidence["llm"] = {"b": {"status": "failed"}, "c": {"status": "skipped"},
+                            "x": {"status": "failed"}}  # as read_run keeps it
+    rep = evaluate(gold, pred, "sad-stressors", bootstrap=0)
+    p = rep.pred()
+    assert p.units["not_coded"] == ["b", "c", "e"] and p.units["evaluated"] == 3
+    assert p.units["not_coded_by_status"] == {"failed": ["b"], "skipped": ["c"],
+                                              "without codes": ["e"]}
+    line = ("3 gold unit(s) that llm did not code are left out: failed (b), skipped (c), "
+            "without codes (e)")
+    assert line in p.problems
+    text = "\n".join(x.split(": ", 1)[-1] for x in p.problems)
+    for uid in "bcex":  # each id once among the problems
+        assert len(re.findall(rf"\b{uid}\b", text)) == 1, (uid, text)
+
+
 def test_a_missing_prediction_inside_the_scope_is_left_out(tmp_path):
     cb = codebook(tmp_path)
     u = ids(6)
@@ -489,7 +509,8 @@ def test_json_report_schema(tmp_path):
     p = js["preds"][0]
     assert set(p) == {"name", "kind", "source", "units", "run", "headline", "dimensions",
                       "skipped_dimensions", "quote_overlap", "problems"}
-    assert set(p["units"]) == {"evaluated", "gold", "only_gold", "only_pred", "not_coded"}
+    assert set(p["units"]) == {"evaluated", "gold", "only_gold", "only_pred", "not_coded",
+                               "not_coded_by_status"}
     assert set(p["run"]) == {"model", "cost_usd", "seconds", "counts", "failed", "total",
                              "failure_rate"}
     assert set(p["headline"]) == {"alpha_mean", "kappa_mean", "f1_macro_mean"}
@@ -597,7 +618,11 @@ def test_leaderboard_from_two_runs_lists_cost_time_and_failures(tmp_path):
     pb = rep.pred("openai/fake-b")
     assert pb.units["not_coded"] == ["s3"] and pb.dimension("stressor").n == 5
     assert pb.units["evaluated"] == 5
-    assert any("did not code" in x for x in pb.problems)
+    assert pb.units["not_coded_by_status"] == {"failed": ["s3"]}
+    # each failed gold unit is listed once, with its status
+    assert [x for x in pb.problems if "s3" in x] == [
+        "1 gold unit(s) that openai/fake-b did not code are left out: failed (s3)"]
+    assert sum("s3" in x for x in rep.problems) == 1
     # the gold file was read with its detected (wide) layout, one human coder
     assert rep.gold["reference"] == "the one human coder 'gold'"
     page = render_html(rep)

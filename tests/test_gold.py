@@ -158,6 +158,21 @@ def test_gates_close_gated_dimensions_and_report_codes_given(tmp_path, cb):
     assert "coded although" not in problems(r)
 
 
+def test_repeated_ids_are_one_grouped_problem(tmp_path, cb):
+    rows = [[f"u{i}", "work"] for i in range(15)]
+    rows += [[f"u{i}", "work"] for i in range(9)]  # 9 repeats with the same code
+    rows += [[f"u{i}", "school"] for i in range(9, 12)]  # 3 repeats with another code
+    r = read_gold(write_csv(tmp_path / "g.csv", ["id", "topic"], rows), cb)
+    assert r.units == [f"u{i}" for i in range(15)]
+    assert all(v == "work" for v in r.values["topic"]["g"].values())
+    lines = [x for x in r.problems if "more than one row" in x]
+    assert len(lines) == 1 and "duplicate id" not in problems(r)
+    line = lines[0]
+    assert "12 id(s) are on more than one row (3 of them with different codes)" in line
+    assert "u0 (rows 2, 17), u1 (rows 3, 18)" in line and "u9 (rows 11, 26)" in line
+    assert "u10 (" not in line and line.endswith("... (2 more)")
+
+
 def test_duplicate_and_empty_ids_are_reported(tmp_path, cb):
     gold = write_csv(tmp_path / "g.csv", ["id", "topic"],
                      [["u1", "work"], ["u1", "school"], ["", "money"], ["u2", "money"]])
@@ -165,7 +180,8 @@ def test_duplicate_and_empty_ids_are_reported(tmp_path, cb):
     assert r.units == ["u1", "u2"]
     assert r.values["topic"]["g"] == {"u1": "work", "u2": "money"}
     text = problems(r)
-    assert "row 3: duplicate id 'u1' (first at row 2); this row is ignored" in text
+    assert ("1 id(s) are on more than one row (1 of them with different codes); only the "
+            "first row of each is read: u1 (rows 2, 3)") in text
     assert "1 row(s) with an empty id are ignored (rows 4)" in text
 
 
@@ -521,7 +537,7 @@ def test_read_run_document_codebook(tmp_path):
     assert ev["a1"]["quote"] == "boss keeps" and ev["a1"]["quote_verified"] is True
     assert texts["a1"][ev["a1"]["start"]:ev["a1"]["end"]] == "boss keeps"
     assert ev["a4"]["status"] == "failed" and "boredom" in ev["a4"]["error"]
-    assert "failed units are missing for coder openai/fake (1 unit: a4)" in problems(r)
+    assert "a4" not in problems(r)  # the status is in the evidence; evaluate reports it
     # codes.jsonl alone, another name
     r2 = read_run(tmp_path / "run" / "codes.jsonl", "sad-stressors", name="gpt")
     assert r2.coders == {"gpt": "llm"} and r2.values["stressor"]["gpt"] == codes
@@ -621,7 +637,8 @@ def test_read_run_relevance_gate_and_baseline_kind(tmp_path):
     assert r.values["tags"][coder] == {"1": frozenset("a"), "3": frozenset(), "4": frozenset("a")}
     text = problems(r)
     assert "unknown code 'fun' for 'topic' (coder baseline/majority-class, 1 unit: 3)" in text
-    assert "skipped units are missing" in text and "1 unit: 5" in text
+    assert r.evidence[coder]["5"] == {"status": "skipped", "error": "empty text"}
+    assert "5" not in r.values["topic"][coder] and "unit: 5" not in text
     # gold may carry the relevance gate as a column too
     gold = write_csv(tmp_path / "g.csv", ["id", "relevant", "topic"],
                      [["1", "yes", "pay"], ["2", "no", "hours"], ["3", "", "hours"]])

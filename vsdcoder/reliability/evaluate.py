@@ -1029,9 +1029,17 @@ def evaluate(
         if only_pred:
             pprob.append(f"{len(only_pred)} unit id(s) only in {name}, not in the gold: "
                          + _ids(only_pred))
+        # gold units the run has but did not code, by their status in the run (read_run keeps
+        # it in the evidence, and lists these units nowhere else): one line, each id once
+        not_coded_by_status: dict[str, list[str]] = {}
+        ev_pred = r.evidence.get(name, {})
+        for u in not_coded:
+            st = (ev_pred.get(u) or {}).get("status") or "without codes"
+            not_coded_by_status.setdefault(st, []).append(u)
         if not_coded:
-            pprob.append(f"{len(not_coded)} gold unit(s) that {name} did not code (failed or "
-                         "skipped) are left out: " + _ids(not_coded))
+            pprob.append(f"{len(not_coded)} gold unit(s) that {name} did not code are left "
+                         "out: " + ", ".join(f"{st} ({_ids(ids)})"
+                                             for st, ids in not_coded_by_status.items()))
         w = resample_weights(len(units), bootstrap, seed)
         scorer = _Scorer(specs, ref, pred_eff, human_eff, units, w, level=level,
                          permutations=permutations, seed=seed, pred_name=name)
@@ -1074,7 +1082,8 @@ def evaluate(
         out_preds.append(PredEval(
             name=name, kind=r.coders.get(name, "llm"), source=source,
             units={"evaluated": len(units), "gold": len(gold_units), "only_gold": only_gold,
-                   "only_pred": only_pred, "not_coded": not_coded},
+                   "only_pred": only_pred, "not_coded": not_coded,
+                   "not_coded_by_status": not_coded_by_status},
             run=_run_info(manifest), headline=headline, dimensions=dims,
             skipped_dimensions=skipped, problems=pprob, quote_overlap=ov,
             span_overlap=span_ov,

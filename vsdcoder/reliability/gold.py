@@ -847,18 +847,26 @@ def _store(out: Ratings, vals: dict[str, tuple[Value, bool]], coder: str, uid: s
 def _read_blocks(table: _Table, plans: dict[str, dict[str, _Cell | _OneHotPlan]], id_idx: int,
                  text_idx: int | None, reader: _Reader, layout: _Layout, out: Ratings) -> None:
     report = reader.report
-    seen: dict[str, int] = {}
+    seen: dict[str, tuple[int, list[str | None]]] = {}
+    repeats: dict[str, list[int]] = {}  # repeated id -> its row numbers
+    conflicts: set[str] = set()  # repeated ids whose rows differ in a coded cell
+    code_idx = sorted({i for dims in plans.values() for plan in dims.values()
+                       for i in ([plan.index] if isinstance(plan, _Cell)
+                                 else [c[2] for c in plan.columns])})
     empty_rows: list[str] = []
     for row_no, row in table.rows:
         uid = _text(row[id_idx])
         if uid is None:
             empty_rows.append(str(row_no))
             continue
+        cells = [_text(row[i]) for i in code_idx]
         if uid in seen:
-            report.other.append(f"{report.where}: row {row_no}: duplicate id '{uid}' (first at "
-                                f"row {seen[uid]}); this row is ignored")
+            first_row, first_cells = seen[uid]
+            repeats.setdefault(uid, [first_row]).append(row_no)
+            if cells != first_cells:
+                conflicts.add(uid)
             continue
-        seen[uid] = row_no
+        seen[uid] = (row_no, cells)
         out.units.append(uid)
         if text_idx is not None:
             t = _cell(row[text_idx])
@@ -874,6 +882,13 @@ def _read_blocks(table: _Table, plans: dict[str, dict[str, _Cell | _OneHotPlan]]
             closed = _apply_gates(reader.cb, vals, coder, uid, report) if layout.gates else set()
             reader.flush(closed, coder, uid)
             _store(out, vals, coder, uid)
+    if repeats:
+        shown = ", ".join(f"{u} (rows {', '.join(map(str, rows))})"
+                          for u, rows in list(repeats.items())[:_SHOW])
+        more = f", ... ({len(repeats) - _SHOW} more)" if len(repeats) > _SHOW else ""
+        report.other.append(f"{report.where}: {len(repeats)} id(s) are on more than one row "
+                            f"({len(conflicts)} of them with different codes); only the first "
+                            f"row of each is read: {shown}{more}")
     if empty_rows:
         report.other.append(f"{report.where}: {len(empty_rows)} row(s) with an empty id are "
                             f"ignored (rows {', '.join(empty_rows[:_SHOW])})")
@@ -1102,7 +1117,10 @@ def read_run(run: str | Path, codebook: Codebook | str | Path, name: str | None 
     The coder is named ``name``, else the run's model string from ``manifest.json``, else the
     directory's name; its kind is "llm", or "baseline" when the manifest says so (``kind``, or
     ``model.kind``, or a model string starting with ``baseline/``). Failed and skipped units
-    are missing (None); a duplicate takes the codes of the unit it duplicates.
+    are missing (None) and have their status in ``Ratings.evidence[coder][uid]["status"]``
+    ("failed", "skipped", ...), not in ``problems``: the caller says which of them matter
+    (``evaluate`` lists the gold units left out, by status); a duplicate takes the codes and
+    status of the unit it duplicates.
 
     Document codebooks: a dimension's value is the code (a frozenset for multi-label); a
     relevance gate appears as the pseudo-dimension ``relevant`` ("true"/"false"), and the
@@ -1143,7 +1161,6 @@ def read_run(run: str | Path, codebook: Codebook | str | Path, name: str | None 
                             f"{manifest['codebook']['version']} of codebook '{cb.name}', this is "
                             f"version {cb.version}")
     unknown: dict[tuple[str, str], list[str]] = defaultdict(list)
-    by_status: dict[str, list[str]] = defaultdict(list)
     from vsdcoder.store.exports import read_codes_jsonl
 
     lines = read_codes_jsonl(codes_path)
@@ -1155,9 +1172,7 @@ def read_run(run: str | Path, codebook: Codebook | str | Path, name: str | None 
         if status == "duplicate" and obj.get("duplicate_of") in lines:
             src = lines[obj["duplicate_of"]]
             status = src.get("status", "coded")
-            by_status["duplicate (codes of the first copy)"].append(uid)
         if status != "coded":
-            by_status[status].append(uid)
             ev = {"status": status}
             if obj.get("error"):
                 ev["error"] = obj["error"]
@@ -1212,11 +1227,6 @@ def read_run(run: str | Path, codebook: Codebook | str | Path, name: str | None 
         out.problems.append(f"{where}: unknown code '{code}' for '{dim}'"
                             f"{_did_you_mean(code, names)} (coder {coder}, {_ids(units)}); "
                             "read as missing")
-    for status, units in by_status.items():
-        if status.startswith("duplicate"):
-            continue
-        out.problems.append(f"{where}: {status} units are missing for coder {coder} "
-                            f"({_ids(units)})")
     if not out.units:
         out.problems.append(f"{where}: the run has no units")
     return out
