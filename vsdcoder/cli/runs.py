@@ -21,22 +21,70 @@ def _manifest(run_dir: Path) -> dict | None:
         return None
 
 
+def _live(run_dir: Path, m: dict) -> tuple[str | None, dict, str]:
+    """A run's status and unit counts as of now, and where the counts come from.
+
+    The manifest is rewritten only at the end of a session, so the counts are read from
+    run.db (read-only: no migration, no write), which a live run commits unit by unit. The
+    run is ``running`` while a process holds its lock; a manifest still saying ``running``
+    with nobody holding the lock was left by a process that died: ``killed``.
+    """
+    from vsdcoder.store.rundb import lock_held, unit_counts
+
+    status = m.get("status")
+    held = lock_held(run_dir)
+    if held:
+        status = "running"
+    elif status == "running" and held is False:
+        status = "killed"
+    counts = unit_counts(run_dir / "run.db")
+    if counts is None:
+        return status, m.get("counts") or {}, "manifest.json"
+    return status, counts, "run.db"
+
+
+def _row(d: Path, m: dict) -> dict:
+    status, counts, _ = _live(d, m)
+    return {"run": str(d), "status": status, "updated": m.get("updated"),
+            "codebook": f"{m['codebook']['name']} {m['codebook']['version']}",
+            "model": m["model"]["model"], "counts": counts, "cost_usd": m.get("cost_usd")}
+
+
 @app.command("list")
 def list_cmd(
-    directory: Path = typer.Option(Path("runs"), "--dir", help="Folder holding run directories."),
+    directory: Path | None = typer.Argument(
+        None, help="Folder holding run directories (default: runs), or one run directory.",
+        show_default=False),
+    dir_opt: Path | None = typer.Option(None, "--dir", help="Same as DIRECTORY.",
+                                        show_default=False),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """List runs: status, codebook, model, counts and cost."""
+    """List runs: status, codebook, model, counts and cost.
+
+    Counts are read from each run's run.db, so a run in progress shows what it has saved so
+    far; status is ``running`` while a vsdcoder process holds the run, ``killed`` when the
+    process that ran it died. Nothing is written.
+    """
+    from vsdcoder.errors import UsageError
+
+    if directory is not None and dir_opt is not None and directory != dir_opt:
+        raise UsageError(f"two folders given ({directory} and --dir {dir_opt}); give one")
+    given = directory if directory is not None else dir_opt
+    directory = given if given is not None else Path("runs")
+    if given is not None and not directory.is_dir():
+        raise UsageError(f"{directory}: no such directory")
     rows = []
-    if directory.is_dir():
+    if (directory / "manifest.json").is_file():  # one run directory
+        m = _manifest(directory)
+        if m is None:
+            raise UsageError(f"{directory}/manifest.json: cannot be read")
+        rows.append(_row(directory, m))
+    elif directory.is_dir():
         for d in sorted(p for p in directory.iterdir() if p.is_dir()):
             m = _manifest(d)
             if m is None:
                 continue
-            rows.append({"run": str(d), "status": m.get("status"), "updated": m.get("updated"),
-                         "codebook": f"{m['codebook']['name']} {m['codebook']['version']}",
-                         "model": m["model"]["model"], "counts": m.get("counts", {}),
-                         "cost_usd": m.get("cost_usd")})
+            rows.append(_row(d, m))
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -45,11 +93,11 @@ def list_cmd(
     from vsdcoder.cli.output import console
 
     table = Table(title=f"runs in {directory}")
-    for col in ("run", "status", "codebook", "model", "coded", "failed", "cost"):
+    for col in ("run", "status", "codebook", "model", "coded", "failed", "skipped", "cost"):
         table.add_column(col)
     for r in rows:
         table.add_row(r["run"], r["status"], r["codebook"], r["model"],
-                      str(r["counts"].get("coded", 0)), str(r["counts"].get("failed", 0)),
+                      *(str(r["counts"].get(k, 0)) for k in ("coded", "failed", "skipped")),
                       f"{r['cost_usd'] or 0:.4f}")
     console().print(table)
     if not rows:
@@ -59,14 +107,24 @@ def list_cmd(
 @app.command("show")
 def show_cmd(
     run_dir: Path = typer.Argument(..., help="A run directory."),
-    as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON (status "
+                                 "and counts as of now, as in the text)."),
 ) -> None:
-    """Show a run's manifest: codebook, prompt and data hashes, model, counts, tokens, cost."""
+    """Show a run's manifest: codebook, prompt and data hashes, model, counts, tokens, cost.
+
+    Status and counts are as of now (see ``runs list``): the counts come from run.db, read
+    only, so a run in progress shows its units saved so far; tokens and cost are the
+    manifest's, written at the end of each session.
+    """
     from vsdcoder.errors import UsageError
 
+    if not run_dir.is_dir():
+        raise UsageError(f"{run_dir}: no such directory")
     m = _manifest(run_dir)
     if m is None:
         raise UsageError(f"{run_dir}: not a run directory (no readable manifest.json)")
+    status, counts, source = _live(run_dir, m)
+    m = dict(m, status=status, counts=counts)
     if as_json:
         typer.echo(json.dumps(m, indent=2, ensure_ascii=False))
         return
@@ -81,7 +139,9 @@ def show_cmd(
     md = m["model"]
     out.print(f"model    {md['model']}  mode {md['mode']}  temperature {md['temperature']}  "
               f"seed {md['seed']}  served {', '.join(md.get('served_models', [])) or '-'}")
-    out.print(f"counts   {m.get('counts', {})}")
+    out.print(f"counts   {m.get('counts', {})}"
+              + ("  (from run.db, as of now)" if source == "run.db" and status == "running"
+                 else ""), markup=False)
     calls, rn = m.get("calls") or {}, m.get("run") or {}
     how = f"calls    {calls.get('total', 0):,} ({calls.get('cache_hits', 0):,} from the cache)"
     how += f"  units per call {rn.get('units_per_call', 1)}"

@@ -634,3 +634,56 @@ def lock_run_dir(run_dir: Path, then: str):
         raise UsageError(f"{run_dir} is in use by another vsdcoder process; wait for it to "
                          f"finish, {then}") from None
     return lock
+
+
+def lock_held(run_dir: Path) -> bool | None:
+    """Whether a process holds ``run_dir``'s writer lock (see :func:`lock_run_dir`).
+
+    Probes the lock file without creating or writing anything (a shared, non-blocking
+    ``flock`` on a read-only descriptor, released at once). None when it cannot tell (no
+    ``fcntl``, as on Windows, or a file system without ``flock``).
+    """
+    import errno
+    import os
+
+    p = Path(run_dir) / ".lock"
+    if not p.exists():
+        return False
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    try:
+        fd = os.open(p, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            return True if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES) else None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def unit_counts(db_path: Path) -> dict[str, int] | None:
+    """Units per status in the run.db at ``db_path``, read-only (no migration, no write).
+
+    Reads what a live run has committed so far. None when there is no such file or it cannot
+    be read (not a run database, or no ``units`` table).
+    """
+    if not Path(db_path).is_file():
+        return None
+    try:
+        db = open_readonly(db_path)
+    except sqlite3.Error:
+        return None
+    try:
+        rows = db.execute("SELECT status, COUNT(*) FROM units GROUP BY status").fetchall()
+    except sqlite3.Error:
+        return None
+    finally:
+        db.close()
+    return {s: n for s, n in rows}
