@@ -248,6 +248,8 @@ def test_redaction_counts_per_call_unit_and_manifest(tmp_path):
     assert units == calls
     m = json.loads((out / "manifest.json").read_text())
     assert m["privacy"]["redact"] == ["patterns"]
+    from vsdcoder.privacy.phones import DEFAULT_PHONE_REGIONS
+    assert m["privacy"]["phone_regions"] == list(DEFAULT_PHONE_REGIONS)
     assert m["privacy"]["redactions"] == {"ADDRESS": 1, "DATE_TIME": 1, "EMAIL": 2, "HANDLE": 1,
                                           "IP_ADDRESS": 1, "PHONE": 2, "REDDIT_USER": 1}
     assert m["privacy"]["units_redacted"] == 3

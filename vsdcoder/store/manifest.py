@@ -130,6 +130,10 @@ def _privacy(cfg, prior: dict[str, Any] | None) -> dict[str, Any]:
             p["counters_table"] = COUNTERS_TABLE
         else:
             p["key_table"] = KEY_TABLE
+    if "patterns" in p["redact"]:  # which national phone formats were looked for
+        from vsdcoder.privacy.phones import resolve_regions
+
+        p["phone_regions"] = list(resolve_regions())
     before = (prior or {}).get("privacy") or {}
     for k in ("redactions", "units_redacted"):
         if k in before:
