@@ -357,11 +357,11 @@ def estimate_tokens(model: str, body: dict[str, Any]) -> tuple[int, int]:
     Input: its messages and schema, counted with LiteLLM's tokenizer; output: ``max_tokens``,
     else 150.
     """
-    from vsdcoder.coding.runner import _count_tokens
+    from vsdcoder.coding.runner import count_tokens
 
     text = json.dumps(body.get("messages"), ensure_ascii=False) + json.dumps(
         body.get("tools") or body.get("response_format") or "", ensure_ascii=False)
-    return _count_tokens(model, text), int(body.get("max_tokens") or 150)
+    return count_tokens(model, text), int(body.get("max_tokens") or 150)
 
 
 # -- the session -------------------------------------------------------------------------------
@@ -625,7 +625,7 @@ class _BatchSession:
 
     async def _advance(self) -> None:
         """Replay every open unit; save the finished ones; submit what the others need."""
-        from vsdcoder.coding.runner import _units
+        from vsdcoder.coding.runner import units_to_code
         from vsdcoder.data.read import UnitReader
 
         waiting = self.store.waiting_units()
@@ -634,7 +634,7 @@ class _BatchSession:
         sizes: dict[int, int] = {}
         lim = self.target.limits
         n = 0
-        for unit in _units(self.cfg, UnitReader(self.cfg.data)):
+        for unit in units_to_code(self.cfg, UnitReader(self.cfg.data)):
             if unit.id in waiting or unit.id in self.done:
                 continue
             n += 1
@@ -747,7 +747,7 @@ def run_batch(cfg: Any, compiled: Any, loaded: Any, db: RunDB, run_dir: Path, ca
     Raises:
         UsageError: an unsupported provider, a refused upload or batch, a redaction failure.
     """
-    from vsdcoder.coding.runner import RunSummary, _save_skip, _units
+    from vsdcoder.coding.runner import RunSummary, save_skip, units_to_code
     from vsdcoder.data.read import UnitReader
     from vsdcoder.privacy.engine import RunPseudonyms
     from vsdcoder.store import manifest as mf
@@ -756,7 +756,7 @@ def run_batch(cfg: Any, compiled: Any, loaded: Any, db: RunDB, run_dir: Path, ca
     target = batch_target(cfg.settings, cfg.batch_size)
     reader = UnitReader(cfg.data)
     # validates the whole file before anything is sent or a session is started
-    for _ in _units(cfg, reader):
+    for _ in units_to_code(cfg, reader):
         pass
     pseudonyms = None
     if cfg.privacy.redact:
@@ -769,7 +769,7 @@ def run_batch(cfg: Any, compiled: Any, loaded: Any, db: RunDB, run_dir: Path, ca
                                store, target, cfg)
     mf.write(run_dir, manifest)
     for skip in reader.skips:
-        _save_skip(db, skip, session, cfg.store_text)
+        save_skip(db, skip, session, cfg.store_text)
 
     def on_change() -> None:  # batch ids in the manifest as soon as they exist
         mf.write(run_dir, _manifest_batch(manifest, store, target, cfg))

@@ -23,13 +23,13 @@ def batch_dry_run(cfg: Any, compiled: Any, cache: Any) -> Any:
     An existing run directory is only read: its run.db is opened read-only (no migration),
     so this works on a read-only directory and changes nothing in it.
     """
-    from vsdcoder.coding.runner import _dry_run, _units, open_run_readonly
+    from vsdcoder.coding.runner import dry_run_summary, open_run_readonly, units_to_code
     from vsdcoder.data.read import UnitReader
     from vsdcoder.privacy.engine import RunPseudonyms
     from vsdcoder.store.rundb import DoneLookup
 
     target = batch_target(cfg.settings, cfg.batch_size)
-    summary = _dry_run(cfg, compiled, cache)
+    summary = dry_run_summary(cfg, compiled, cache)
     info = summary.dry_run or {}
     db = open_run_readonly(cfg.out)
     try:
@@ -44,7 +44,7 @@ def batch_dry_run(cfg: Any, compiled: Any, cache: Any) -> Any:
         tokens = [0, 0]
 
         async def collect() -> None:
-            for unit in _units(cfg, UnitReader(cfg.data)):
+            for unit in units_to_code(cfg, UnitReader(cfg.data)):
                 if unit.id in done:
                     continue
                 text, context = unit.text, unit.context
@@ -64,12 +64,12 @@ def batch_dry_run(cfg: Any, compiled: Any, cache: Any) -> Any:
             db.close()
     groups = split_sizes(sizes, target.limits)
     # the requests as they would be sent (schema included), priced as the budget check does
-    from vsdcoder.coding.runner import _estimate_cost
+    from vsdcoder.coding.runner import estimate_cost
 
     cost = coder.pricing.cost(tokens[0], tokens[1])
     info.update(estimated_input_tokens=tokens[0], estimated_output_tokens=tokens[1],
                 estimated_cost_usd=cost,
-                estimated_cost_usd_sync=_estimate_cost(cfg.settings.model, *tokens))
+                estimated_cost_usd_sync=estimate_cost(cfg.settings.model, *tokens))
     info["batch"] = {"provider": target.provider, "requests": len(sizes), "files": len(groups),
                      "bytes": sum(sizes), "max_requests": target.limits.max_requests,
                      "max_bytes": target.limits.max_bytes, "estimated_cost_usd": cost,

@@ -214,7 +214,8 @@ class _StoreFailed(Exception):
         self.in_flight = in_flight
 
 
-def _units(cfg: CodeConfig, reader: UnitReader) -> Iterator[Unit]:
+def units_to_code(cfg: CodeConfig, reader: UnitReader) -> Iterator[Unit]:
+    """The units of the data file this run codes: all, the first ``limit``, or the sample."""
     it: Iterator[Unit] = iter(reader)
     if cfg.sample:
         it = iter(sample_units(it, cfg.sample, cfg.sample_seed))
@@ -283,7 +284,7 @@ def run_coding(cfg: CodeConfig) -> RunSummary:
             from vsdcoder.coding.batch_dry import batch_dry_run
 
             return batch_dry_run(cfg, compiled, cache)
-        return _dry_run(cfg, compiled, cache)
+        return dry_run_summary(cfg, compiled, cache)
 
     run_dir = cfg.out or default_run_dir(loaded.codebook.name, cfg.settings.model)
     _check_writable(run_dir)
@@ -328,7 +329,7 @@ def _run(cfg, compiled, loaded, db: RunDB, run_dir: Path, cache, data_hash: str,
     # a first streaming pass counts the work for the progress bar (and validates the file
     # before any call is paid for, and before the session and manifest are written: bad data
     # must not leave a session 'running' forever)
-    todo = sum(1 for u in _units(cfg, reader) if u.id not in done)
+    todo = sum(1 for u in units_to_code(cfg, reader) if u.id not in done)
 
     pseudonyms = None
     if cfg.privacy.redact:  # loads the key of a resumed run: the numbering goes on
@@ -340,7 +341,7 @@ def _run(cfg, compiled, loaded, db: RunDB, run_dir: Path, cache, data_hash: str,
     manifest = mf.build(cfg, compiled, loaded, data_hash, run_dir, prior)
     mf.write(run_dir, manifest)
     for skip in reader.skips:
-        _save_skip(db, skip, session, cfg.store_text)
+        save_skip(db, skip, session, cfg.store_text)
 
     budget = Budget(cfg.budget, 0.0)
     limiter = RateLimiter(cfg.rpm, cfg.tpm) if (cfg.rpm or cfg.tpm) else None
@@ -422,7 +423,8 @@ def _end_session(db: RunDB, session: int, status: str, run_dir: Path, compiled,
     return manifest, failure
 
 
-def _save_skip(db: RunDB, skip: Skip, session: int, store_text: bool) -> None:
+def save_skip(db: RunDB, skip: Skip, session: int, store_text: bool) -> None:
+    """Store a unit the reader skipped (empty text, duplicate, ...) with its reason."""
     status = "duplicate" if skip.duplicate_of else "skipped"
     db.save(UnitResult(id=skip.id, row=skip.row, status=status, error=skip.reason,
                        duplicate_of=skip.duplicate_of, meta=skip.meta), session, store_text)
@@ -476,7 +478,7 @@ async def _work(cfg: CodeConfig, coder: LLMCoder, db: RunDB, session: int, done:
         reader = UnitReader(cfg.data)
         group: list[Unit] = []
         try:
-            for unit in _units(cfg, reader):
+            for unit in units_to_code(cfg, reader):
                 if stop.is_set():
                     break
                 if unit.id in done:
@@ -605,7 +607,7 @@ async def _work(cfg: CodeConfig, coder: LLMCoder, db: RunDB, session: int, done:
     return state["coded"], state["status"]
 
 
-def _dry_run(cfg: CodeConfig, compiled, cache) -> RunSummary:
+def dry_run_summary(cfg: CodeConfig, compiled, cache) -> RunSummary:
     """Prompt of the first unit, number of calls, estimated tokens and cost of uncached calls."""
     reader = UnitReader(cfg.data)
     db = open_run_readonly(cfg.out)  # a dry run writes nothing, even to a run directory
@@ -621,7 +623,7 @@ def _dry_run(cfg: CodeConfig, compiled, cache) -> RunSummary:
     n_cached = 0
     tokens_in = 0
     counts: list[dict[str, int]] = []
-    sys_tokens = _count_tokens(cfg.settings.model, compiled.system)
+    sys_tokens = count_tokens(cfg.settings.model, compiled.system)
     k = max(1, cfg.units_per_call)
     group: list[tuple[str, str | None]] = []
     first_messages: list[dict[str, str]] = []
@@ -644,7 +646,7 @@ def _dry_run(cfg: CodeConfig, compiled, cache) -> RunSummary:
         group.clear()
 
     try:
-        for unit in _units(cfg, reader):
+        for unit in units_to_code(cfg, reader):
             if unit.id in done:
                 continue
             text, context = unit.text, unit.context
@@ -662,7 +664,7 @@ def _dry_run(cfg: CodeConfig, compiled, cache) -> RunSummary:
         if db is not None:
             db.close()
     est_out = 150 * uncached_units
-    cost = _estimate_cost(cfg.settings.model, tokens_in, est_out)
+    cost = estimate_cost(cfg.settings.model, tokens_in, est_out)
     info = {
         "first_unit": first[0].id if first else None,
         "messages": first_messages, "units": n_units,
@@ -697,7 +699,8 @@ def open_run_readonly(run_dir: Path | None) -> sqlite3.Connection | None:
         raise UsageError(f"{run_dir / 'run.db'}: cannot be read ({exc})") from None
 
 
-def _count_tokens(model: str, text: str) -> int:
+def count_tokens(model: str, text: str) -> int:
+    """Tokens of ``text`` for ``model`` (LiteLLM's counter; an estimate when it has none)."""
     try:
         import litellm
 
@@ -706,7 +709,8 @@ def _count_tokens(model: str, text: str) -> int:
         return len(text) // 4
 
 
-def _estimate_cost(model: str, tokens_in: int, tokens_out: int) -> float | None:
+def estimate_cost(model: str, tokens_in: int, tokens_out: int) -> float | None:
+    """Cost in USD from LiteLLM's price table; 0 for local models, None when unpriced."""
     if model.startswith("local/"):
         return 0.0
     try:
