@@ -55,7 +55,8 @@ def read_template(name: str, part: str, search: list[Path]) -> tuple[str, Path]:
     )
 
 
-def _env():
+def template_env():
+    """The sandboxed Jinja environment every prompt template is rendered in."""
     from jinja2 import StrictUndefined
     from jinja2.sandbox import SandboxedEnvironment
 
@@ -132,7 +133,7 @@ class CompiledCodebook:
 
     @cached_property
     def _user_template(self):
-        return _env().from_string(self.user_template_source)
+        return template_env().from_string(self.user_template_source)
 
     def user_message(self, text: str, context: str | None = None) -> str:
         """The user message for one unit."""
@@ -202,7 +203,7 @@ def compile_codebook(codebook: Codebook, *, search: list[Path] | None = None) ->
     dirs = template_dirs(search)
     sys_src, sys_path = read_template(codebook.template, "system", dirs)
     user_src, user_path = read_template(codebook.template, "user", dirs)
-    env = _env()
+    env = template_env()
     system = _render(env, sys_src, sys_path, template_context(codebook)).strip() + "\n"
     _render(env, user_src, user_path, {"text": TEXT_PLACEHOLDER, "context": None})
     model = build_response_model(codebook)

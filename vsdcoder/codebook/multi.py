@@ -50,9 +50,9 @@ class MultiCodebook:
 
     @cached_property
     def _template(self):
-        from vsdcoder.codebook.compile import _env
+        from vsdcoder.codebook.compile import template_env
 
-        return _env().from_string(self.template_source)
+        return template_env().from_string(self.template_source)
 
     @cached_property
     def schema(self) -> dict[str, Any]:

@@ -146,7 +146,8 @@ def file_hash(path: Path) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def _cell(v: Any) -> str | None:
+def cell_value(v: Any) -> str | None:
+    """A data cell as text: None for empty or NaN, ``3`` rather than ``3.0`` for whole floats."""
     if v is None:
         return None
     if isinstance(v, float):
@@ -158,7 +159,7 @@ def _cell(v: Any) -> str | None:
     return s
 
 
-def _rows(spec: DataSpec) -> Iterator[tuple[int, dict[str, Any], list[str]]]:
+def raw_rows(spec: DataSpec) -> Iterator[tuple[int, dict[str, Any], list[str]]]:
     """Yield ``(row_number, row, columns)``; row numbers are 1-based data rows as a human counts."""
     kind = detect_format(spec.path, spec.fmt)
     p = spec.path
@@ -344,20 +345,20 @@ class UnitReader:
         s = self.spec
         checked = False
         refusing = False  # a repeated id was found: read on only to list every other repeat
-        for row_no, row, columns in _rows(s):
+        for row_no, row, columns in raw_rows(s):
             if not checked:
                 self.columns = list(columns)
                 self._check_columns(columns)
                 checked = True
             self.rows += 1
-            uid = _cell(row.get(s.id_col))
+            uid = cell_value(row.get(s.id_col))
             if uid is None or not uid.strip():
                 if refusing:
                     continue
                 raise UsageError(f"{s.path}: row {row_no}: empty id in column '{s.id_col}'; every "
                                  "unit needs an id (or choose another --id-col)")
             uid = uid.strip()
-            text = _cell(row.get(s.text_col))
+            text = cell_value(row.get(s.text_col))
             has_text = text is not None and bool(text.strip())
             # enough to tell whether a repeated id has another text (the index lives one pass)
             same = str(hash(text.strip())) if has_text and text is not None else None
@@ -380,11 +381,11 @@ class UnitReader:
                     continue
             context = None
             if s.context_cols:
-                parts = [f"{c}: {v}" for c in s.context_cols if (v := _cell(row.get(c)))]
+                parts = [f"{c}: {v}" for c in s.context_cols if (v := cell_value(row.get(c)))]
                 context = "\n".join(parts) or None
             stratum = None
             if s.stratify:
-                stratum = (_cell(row.get(s.stratify)) or "").strip()
+                stratum = (cell_value(row.get(s.stratify)) or "").strip()
             self.count += 1
             yield Unit(uid, text, context, meta, row_no, stratum)
         if refusing:

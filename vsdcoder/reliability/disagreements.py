@@ -281,9 +281,9 @@ def apply_adjudication(sheet_path: str | Path, gold_ratings: Ratings, codebook: 
 
     cb = None
     if codebook is not None:
-        from vsdcoder.reliability.evaluate import _load_codebook
+        from vsdcoder.reliability.evaluate import resolve_codebook
 
-        cb = _load_codebook(codebook)
+        cb = resolve_codebook(codebook)
     rows = read_sheet(sheet_path)
     golds = [c for c, k in gold_ratings.coders.items() if k == "gold"]
     if golds:
@@ -357,9 +357,9 @@ def write_gold(ratings: Ratings, path: str | Path, codebook: Any = None) -> Path
     gold = golds[0]
     dims = list(ratings.values)
     if codebook is not None:
-        from vsdcoder.reliability.evaluate import _load_codebook
+        from vsdcoder.reliability.evaluate import resolve_codebook
 
-        cb = _load_codebook(codebook)
+        cb = resolve_codebook(codebook)
         order = (["relevant"] if "relevant" in ratings.values else []) + \
             [d.name for d in cb.dimensions]
         dims = [d for d in order if d in ratings.values]

@@ -373,7 +373,8 @@ class _Boot:
 # -- inputs ------------------------------------------------------------------------------------
 
 
-def _load_codebook(codebook: Any):
+def resolve_codebook(codebook: Any):
+    """A Codebook from a Codebook, a loaded codebook, a registered name or a file path."""
     from vsdcoder.codebook.model import Codebook
 
     if isinstance(codebook, Codebook):
@@ -985,7 +986,7 @@ def evaluate(
         raise UsageError("--bootstrap and --permutations must be 0 or more")
     if not 0 < level < 1:
         raise UsageError("the confidence level must be between 0 and 1, e.g. 0.95")
-    cb = _load_codebook(codebook)
+    cb = resolve_codebook(codebook)
     gold_r, gold_source = _load_gold(gold, cb, layout)
     if isinstance(preds, (str, Path, Ratings)):
         preds = [preds]

@@ -52,7 +52,7 @@ from pydantic import (
 )
 
 from vsdcoder.codebook.model import Codebook, Dimension
-from vsdcoder.data.read import DataSpec, _cell, _rows, detect_format
+from vsdcoder.data.read import DataSpec, cell_value, detect_format, raw_rows
 from vsdcoder.errors import UsageError
 from vsdcoder.reliability.types import Ratings, Value
 
@@ -389,7 +389,7 @@ class _Table:
             spec = DataSpec(path, encoding=encoding, fmt=kind)
             columns: list[str] = []
             dict_rows = []
-            for n, row, cols in _rows(spec):
+            for n, row, cols in raw_rows(spec):
                 columns = cols
                 dict_rows.append((n, row))
             self.header = [str(c) for c in columns]
@@ -540,7 +540,7 @@ def _text(raw: Any) -> str | None:
     """A cell as stripped text (None when empty); floats such as 1.0 become '1'."""
     if isinstance(raw, (list, tuple)):
         return None
-    s = _cell(raw)
+    s = cell_value(raw)
     if s is None:
         return None
     s = s.strip()
@@ -869,7 +869,7 @@ def _read_blocks(table: _Table, plans: dict[str, dict[str, _Cell | _OneHotPlan]]
         seen[uid] = (row_no, cells)
         out.units.append(uid)
         if text_idx is not None:
-            t = _cell(row[text_idx])
+            t = cell_value(row[text_idx])
             if t:
                 out.texts[uid] = t
         for coder, dims in plans.items():
@@ -913,8 +913,8 @@ def _read_long(table: _Table, layout: LongLayout, cb: Codebook, reader: _Reader,
         if uid is None or coder is None or dim is None:
             report.other.append(f"{where}: row {row_no}: empty unit, coder or dimension; ignored")
             continue
-        if uid not in out.texts and t_idx is not None and _cell(row[t_idx]):
-            out.texts[uid] = _cell(row[t_idx]) or ""
+        if uid not in out.texts and t_idx is not None and cell_value(row[t_idx]):
+            out.texts[uid] = cell_value(row[t_idx]) or ""
         out.units.append(uid)
         coders.setdefault(coder)
         if dim not in dims:
